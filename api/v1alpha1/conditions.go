@@ -1,0 +1,66 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus; RiskAssessed and Segmented
+// are medseg's own.
+const (
+	ConditionReady        = "Ready"
+	ConditionReconciling  = "Reconciling"
+	ConditionStalled      = "Stalled"
+	ConditionRiskAssessed = "RiskAssessed"
+	ConditionSegmented    = "Segmented"
+)
+
+// Condition reasons: the whole vocabulary medseg writes, in one place. UpperCamelCase.
+const (
+	// ReasonSegmented: the device's CiliumNetworkPolicy is applied and matches the desired state.
+	ReasonSegmented = "Segmented"
+	// ReasonAuditOnly: the governing policy is in Audit; nothing is enforced.
+	ReasonAuditOnly = "AuditOnly"
+	// ReasonNoSegmentPolicy: no SegmentPolicy selects the device; it is not protected.
+	ReasonNoSegmentPolicy = "NoSegmentPolicy"
+	// ReasonGatewayNamespaceNotLabelled: the device's namespace lacks medseg.io/gateway-namespace.
+	ReasonGatewayNamespaceNotLabelled = "GatewayNamespaceNotLabelled"
+	// ReasonGatewayPodsNotLabelled: pods selected by the gateway selector lack medseg.io/gateway.
+	ReasonGatewayPodsNotLabelled = "GatewayPodsNotLabelled"
+	// ReasonGatewayNotFound: no pod matches the gateway selector yet; policies are written and
+	// apply when the gateway starts.
+	ReasonGatewayNotFound = "GatewayNotFound"
+	// ReasonAddressConflict: another device claims one of this device's addresses.
+	ReasonAddressConflict = "AddressConflict"
+	// ReasonForeignPolicyWidens: a policy medseg does not own widens access to the device.
+	ReasonForeignPolicyWidens = "ForeignPolicyWidens"
+	// ReasonApplyFailed: writing a Cilium object failed; medseg retries with back-off.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonAssessed: the SSVC assessment succeeded.
+	ReasonAssessed = "Assessed"
+	// ReasonInvalidInput: an input could not be used (e.g. an unparsable policy field).
+	ReasonInvalidInput = "InvalidInput"
+	// ReasonProgressing: medseg is applying changes.
+	ReasonProgressing = "Progressing"
+	// ReasonReconciled: the last reconcile completed.
+	ReasonReconciled = "Reconciled"
+	// ReasonCapacityWarning: gateway policy map use passed 75%.
+	ReasonCapacityWarning = "CapacityWarning"
+)
+
+// Event reasons, emitted on transitions only.
+const (
+	EventModeChanged       = "ModeChanged"
+	EventPriorityChanged   = "PriorityChanged"
+	EventDriftRepaired     = "DriftRepaired"
+	EventExceptionExpired  = "ExceptionExpired"
+	EventEnforcementChange = "EnforcementChanged"
+	EventNoSegmentPolicy   = "NoSegmentPolicy"
+)
+
+// Labels and annotations medseg reads or writes.
+const (
+	LabelManagedBy        = "app.kubernetes.io/managed-by"
+	ManagedByValue        = "medseg"
+	LabelDevice           = "medseg.io/device"
+	LabelPolicy           = "medseg.io/segment-policy"
+	LabelGateway          = "medseg.io/gateway"
+	LabelGatewayNamespace = "medseg.io/gateway-namespace"
+	AnnotationContentHash = "medseg.io/content-hash"
+	FieldOwner            = "medseg"
+)

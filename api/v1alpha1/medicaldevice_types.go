@@ -1,0 +1,589 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SafetyImpact is the SSVC safety impact of the device failing or being misused.
+// +kubebuilder:validation:Enum=Negligible;Marginal;Critical;Catastrophic
+type SafetyImpact string
+
+// The safety impacts.
+const (
+	SafetyNegligible   SafetyImpact = "Negligible"
+	SafetyMarginal     SafetyImpact = "Marginal"
+	SafetyCritical     SafetyImpact = "Critical"
+	SafetyCatastrophic SafetyImpact = "Catastrophic"
+)
+
+// MissionImpact is the SSVC mission impact: how much of the care area's mission essential
+// functions (MEF) depend on the device.
+// +kubebuilder:validation:Enum=Degraded;Crippled;MEFFailure;MissionFailure
+type MissionImpact string
+
+// The mission impacts.
+const (
+	MissionDegraded       MissionImpact = "Degraded"
+	MissionCrippled       MissionImpact = "Crippled"
+	MissionMEFFailure     MissionImpact = "MEFFailure"
+	MissionMissionFailure MissionImpact = "MissionFailure"
+)
+
+// Direction says which side opens a flow.
+// +kubebuilder:validation:Enum=ToDevice;FromDevice
+type Direction string
+
+// The flow directions.
+const (
+	// DirectionToDevice: peers connect to the gateway on gatewayPort; the gateway connects to the
+	// device on devicePort.
+	DirectionToDevice Direction = "ToDevice"
+	// DirectionFromDevice: the device connects to the gateway on gatewayPort; the gateway connects
+	// to the peers on peerPort.
+	DirectionFromDevice Direction = "FromDevice"
+)
+
+// Protocol is the transport protocol of a flow.
+// +kubebuilder:validation:Enum=TCP;UDP
+type Protocol string
+
+// The protocols.
+const (
+	ProtocolTCP Protocol = "TCP"
+	ProtocolUDP Protocol = "UDP"
+)
+
+// Exploitation is the state of exploitation of a vulnerability, as SSVC defines it.
+// +kubebuilder:validation:Enum=None;PoC;Active
+type Exploitation string
+
+// The exploitation states.
+const (
+	ExploitationNone   Exploitation = "None"
+	ExploitationPoC    Exploitation = "PoC"
+	ExploitationActive Exploitation = "Active"
+)
+
+// VulnerabilityStatus is the VEX status of a vulnerability on this device.
+// +kubebuilder:validation:Enum=Affected;Fixed;NotAffected;UnderInvestigation
+type VulnerabilityStatus string
+
+// The VEX statuses.
+const (
+	VulnAffected           VulnerabilityStatus = "Affected"
+	VulnFixed              VulnerabilityStatus = "Fixed"
+	VulnNotAffected        VulnerabilityStatus = "NotAffected"
+	VulnUnderInvestigation VulnerabilityStatus = "UnderInvestigation"
+)
+
+// DetectionStatus says whether a detection is still open.
+// +kubebuilder:validation:Enum=Active;Resolved
+type DetectionStatus string
+
+// The detection statuses.
+const (
+	DetectionActive   DetectionStatus = "Active"
+	DetectionResolved DetectionStatus = "Resolved"
+)
+
+// DeviceIdentity says what the device is.
+type DeviceIdentity struct {
+	// manufacturer of the device, as on its label.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Manufacturer string `json:"manufacturer"`
+	// model of the device.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Model string `json:"model"`
+	// deviceType is a short kind of device, e.g. InfusionPump, PatientMonitor, CTScanner.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9-]*$`
+	DeviceType string `json:"deviceType,omitempty"`
+	// firmwareVersion running on the device.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	FirmwareVersion string `json:"firmwareVersion,omitempty"`
+	// serialNumber of the device.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	SerialNumber string `json:"serialNumber,omitempty"`
+	// udi is the FDA Unique Device Identifier.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	UDI string `json:"udi,omitempty"`
+}
+
+// ClinicalImpact feeds the SSVC Human Impact decision.
+type ClinicalImpact struct {
+	// safetyImpact of the device failing or being misused: Negligible, Marginal, Critical or
+	// Catastrophic (life-sustaining or therapy-delivering devices).
+	// +required
+	SafetyImpact SafetyImpact `json:"safetyImpact"`
+	// missionImpact on the care area: Degraded, Crippled (MEF support crippled), MEFFailure or
+	// MissionFailure.
+	// +required
+	MissionImpact MissionImpact `json:"missionImpact"`
+	// careArea is where the device is used, e.g. ICU, NICU, Radiology.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	CareArea string `json:"careArea,omitempty"`
+}
+
+// DeviceNetwork lists the device's addresses.
+type DeviceNetwork struct {
+	// addresses of the device: single unicast hosts, IPv4 or canonical IPv6. Networks,
+	// unspecified, loopback, link-local and multicast addresses are rejected.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=45
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self)",message="address must be a single IP address, not a network or a name"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || ip.isCanonical(self)",message="address must be in canonical form (e.g. 2001:db8::1, not 2001:0db8:0::1)"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",message="address must not be unspecified (0.0.0.0 or ::)"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isLoopback()",message="address must not be a loopback address"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isLinkLocalUnicast()",message="address must not be link-local"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || ip(self).isUnspecified() || ip(self).isLoopback() || ip(self).isLinkLocalUnicast() || ip(self).isGlobalUnicast()",message="address must be a unicast host address (not multicast or broadcast)"
+	Addresses []string `json:"addresses"`
+}
+
+// GatewayRef selects the gateway pods that front the device.
+type GatewayRef struct {
+	// podSelector selects the gateway pods in the device's namespace. The pods must also carry
+	// the label medseg.io/gateway: "true", and the namespace must be labelled
+	// medseg.io/gateway-namespace: "true" by the platform team.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="gateway.podSelector must not be empty: it would select every pod in the namespace"
+	PodSelector metav1.LabelSelector `json:"podSelector"`
+}
+
+// Peer is one side of a flow: in-cluster pods (namespaceSelector and/or podSelector, with
+// Kubernetes NetworkPolicy semantics) or an external network (cidr), never both.
+// +kubebuilder:validation:XValidation:rule="has(self.cidr) != (has(self.namespaceSelector) || has(self.podSelector))",message="a peer is exactly one of: in-cluster selectors (namespaceSelector/podSelector) or cidr"
+type Peer struct {
+	// namespaceSelector selects the peer namespaces; {} means every namespace. Unset means the
+	// device's own namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// podSelector selects the peer pods in the selected namespaces; unset or {} means all pods.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+	// cidr is an external network (outside the cluster), e.g. a vendor's VPN range. It must be
+	// in canonical form and may not be 0.0.0.0/0 or ::/0.
+	// +optional
+	// +kubebuilder:validation:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="cidr must be a network in CIDR notation, e.g. 203.0.113.0/24"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > 0",message="cidr must not be 0.0.0.0/0 or ::/0: that is the whole internet"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).masked() == cidr(self)",message="cidr must be canonical: host bits must be zero"
+	CIDR string `json:"cidr,omitempty"`
+}
+
+// IsExternal reports whether the peer is an external network.
+func (p Peer) IsExternal() bool { return p.CIDR != "" }
+
+// Flow is one network flow the device needs, through its gateway.
+// +kubebuilder:validation:XValidation:rule="self.direction != 'ToDevice' || has(self.devicePort)",message="ToDevice flows need devicePort"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'FromDevice' || has(self.peerPort)",message="FromDevice flows need peerPort"
+type Flow struct {
+	// name identifies the flow; a DNS label, unique within the device.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// direction is ToDevice (peers → gateway:gatewayPort → device:devicePort) or FromDevice
+	// (device → gateway:gatewayPort → peers:peerPort).
+	// +required
+	Direction Direction `json:"direction"`
+	// tier is Essential (life-critical), Clinical or Support; the mode decides which tiers flow.
+	// +required
+	Tier Tier `json:"tier"`
+	// protocol is TCP or UDP.
+	// +optional
+	// +kubebuilder:default=TCP
+	Protocol Protocol `json:"protocol,omitempty"`
+	// gatewayPort is the port the gateway listens on for this flow.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	GatewayPort int32 `json:"gatewayPort"`
+	// devicePort is the device's port; required for ToDevice flows.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	DevicePort int32 `json:"devicePort,omitempty"`
+	// peerPort is the peers' port; required for FromDevice flows.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	PeerPort int32 `json:"peerPort,omitempty"`
+	// peers of the flow.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Peers []Peer `json:"peers"`
+	// description says what the flow is for, for auditors.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Description string `json:"description,omitempty"`
+}
+
+// Vulnerability is one vulnerability that applies, or may apply, to the device. Several
+// scanners may own entries through server-side apply (listType=map, key id).
+type Vulnerability struct {
+	// id is the CVE or vendor advisory id, e.g. CVE-2024-12345 or ICSMA-24-123-01.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._:-]*$`
+	ID string `json:"id"`
+	// cvss is the CVSS base score as a decimal string from "0.0" to "10.0".
+	// +optional
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(10(\\\\.0)?|[0-9](\\\\.[0-9])?)$')",message="cvss must be a decimal string from 0.0 to 10.0, e.g. \"9.8\""
+	CVSS string `json:"cvss,omitempty"`
+	// epss is the EPSS probability as a decimal string from "0" to "1", e.g. "0.93".
+	// +optional
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0(\\\\.[0-9]{1,6})?|1(\\\\.0{1,6})?)$')",message="epss must be a decimal string from 0 to 1, e.g. \"0.93\""
+	EPSS string `json:"epss,omitempty"`
+	// knownExploited is true when the vulnerability is in CISA's Known Exploited
+	// Vulnerabilities catalog; it makes exploitation Active.
+	// +optional
+	KnownExploited bool `json:"knownExploited,omitempty"`
+	// exploitation is the SSVC exploitation state reported by the feed: None, PoC or Active.
+	// +optional
+	// +kubebuilder:default=None
+	Exploitation Exploitation `json:"exploitation,omitempty"`
+	// automatable is true when an attacker can reliably automate steps 1-4 of the kill chain
+	// (SSVC Automatable=yes).
+	// +optional
+	Automatable bool `json:"automatable,omitempty"`
+	// status is the VEX status on this device; Fixed and NotAffected are not assessed.
+	// +optional
+	// +kubebuilder:default=Affected
+	Status VulnerabilityStatus `json:"status,omitempty"`
+	// source names the scanner or feed that reported the entry.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Source string `json:"source,omitempty"`
+}
+
+// Detection is evidence from monitoring or MDR that the device is being attacked. An active
+// detection makes exploitation Active for every vulnerability of the device.
+type Detection struct {
+	// source names the monitoring system, e.g. the MDR or NDR product.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Source string `json:"source"`
+	// type of the detection, e.g. ExploitAttempt, C2Beacon.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Type string `json:"type"`
+	// observedAt is when the monitoring system saw it.
+	// +required
+	ObservedAt metav1.Time `json:"observedAt"`
+	// status is Active until the monitoring system resolves it.
+	// +optional
+	// +kubebuilder:default=Active
+	Status DetectionStatus `json:"status,omitempty"`
+	// description of what was seen.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Description string `json:"description,omitempty"`
+}
+
+// MedicalDeviceSpec describes one networked device outside the cluster and the flows it needs.
+type MedicalDeviceSpec struct {
+	// identity says what the device is.
+	// +required
+	Identity DeviceIdentity `json:"identity"`
+	// clinical is the device's clinical impact, the Human Impact input of the risk decision.
+	// +required
+	Clinical ClinicalImpact `json:"clinical"`
+	// network holds the device's addresses.
+	// +required
+	Network DeviceNetwork `json:"network"`
+	// gateway selects the gateway pods in this namespace that front the device.
+	// +required
+	Gateway GatewayRef `json:"gateway"`
+	// flows the device needs. A device with no flow is isolated.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Flows []Flow `json:"flows,omitempty"`
+	// vulnerabilities reported for the device, merged from several scanners by id.
+	// +optional
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=512
+	Vulnerabilities []Vulnerability `json:"vulnerabilities,omitempty"`
+	// detections from monitoring, merged by source and type.
+	// +optional
+	// +listType=map
+	// +listMapKey=source
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=32
+	Detections []Detection `json:"detections,omitempty"`
+}
+
+// SSVCInput is one input of the SSVC decision with where its value came from.
+type SSVCInput struct {
+	// value of the input, e.g. Active, Controlled, Yes, VeryHigh.
+	// +required
+	Value string `json:"value"`
+	// source explains the value, e.g. "CISA KEV" or "Safety=Catastrophic, Mission=MEFFailure".
+	// +optional
+	Source string `json:"source,omitempty"`
+}
+
+// RiskStatus is the device's SSVC assessment with its explanation.
+type RiskStatus struct {
+	// priority is the highest SSVC deployer priority over the device's assessed
+	// vulnerabilities: Defer, Scheduled, OutOfCycle or Immediate. Defer when there are none.
+	// +optional
+	Priority Priority `json:"priority,omitempty"`
+	// decidingVulnerability is the id of the vulnerability that set the priority; empty when no
+	// vulnerability is assessed.
+	// +optional
+	DecidingVulnerability string `json:"decidingVulnerability,omitempty"`
+	// exploitation of the deciding vulnerability (None, PoC, Active) and why.
+	// +optional
+	Exploitation *SSVCInput `json:"exploitation,omitempty"`
+	// exposure of the device (Small, Controlled, Open) from its enforced baseline segmentation.
+	// +optional
+	Exposure *SSVCInput `json:"exposure,omitempty"`
+	// automatable (Yes, No) of the deciding vulnerability.
+	// +optional
+	Automatable *SSVCInput `json:"automatable,omitempty"`
+	// humanImpact (Low, Medium, High, VeryHigh) from safety and mission impact.
+	// +optional
+	HumanImpact *SSVCInput `json:"humanImpact,omitempty"`
+	// assessedVulnerabilities counts the vulnerabilities with status Affected or
+	// UnderInvestigation; ignoredVulnerabilities those Fixed or NotAffected.
+	// +optional
+	AssessedVulnerabilities int32 `json:"assessedVulnerabilities,omitempty"`
+	// ignoredVulnerabilities counts vulnerabilities not assessed because VEX says Fixed or NotAffected.
+	// +optional
+	IgnoredVulnerabilities int32 `json:"ignoredVulnerabilities,omitempty"`
+	// summary is a one-line explanation.
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// assessedAt is when the assessment last changed.
+	// +optional
+	AssessedAt *metav1.Time `json:"assessedAt,omitempty"`
+}
+
+// BlockReason says why a flow is not rendered.
+// +kubebuilder:validation:Enum=Mode;Ceiling
+type BlockReason string
+
+// The block reasons.
+const (
+	// BlockMode: the current mode does not allow the flow's tier.
+	BlockMode BlockReason = "Mode"
+	// BlockCeiling: a peer lies outside the policy's allowedPeers.
+	BlockCeiling BlockReason = "Ceiling"
+)
+
+// BlockedFlow is a declared flow that is not rendered, and why.
+type BlockedFlow struct {
+	// name of the flow.
+	// +required
+	Name string `json:"name"`
+	// reason is Mode or Ceiling.
+	// +required
+	Reason BlockReason `json:"reason"`
+	// message explains the reason for people.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ActiveException is the exception that currently caps the device's mode.
+type ActiveException struct {
+	// name of the exception in the SegmentPolicy.
+	// +required
+	Name string `json:"name"`
+	// maxMode is the most closed mode the exception allows.
+	// +required
+	MaxMode Mode `json:"maxMode"`
+	// approvedBy is the approving clinician.
+	// +required
+	ApprovedBy string `json:"approvedBy"`
+	// expiresAt is when it stops applying.
+	// +required
+	ExpiresAt metav1.Time `json:"expiresAt"`
+}
+
+// AppliedObject is a Cilium object medseg applied for the device.
+type AppliedObject struct {
+	// kind of the object.
+	// +required
+	Kind string `json:"kind"`
+	// namespace of the object; empty for cluster-scoped objects.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the object.
+	// +required
+	Name string `json:"name"`
+	// hash is the content hash of the applied spec (annotation medseg.io/content-hash).
+	// +required
+	Hash string `json:"hash"`
+}
+
+// SegmentationStatus says how the device is segmented and why.
+type SegmentationStatus struct {
+	// policy is the SegmentPolicy that governs the device; empty when none does.
+	// +optional
+	Policy string `json:"policy,omitempty"`
+	// enforcement of that policy: Enforce or Audit.
+	// +optional
+	Enforcement Enforcement `json:"enforcement,omitempty"`
+	// mode the device is in (or would be in, under Audit).
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+	// modeReason explains the mode, e.g. "riskResponse Immediate → Quarantine".
+	// +optional
+	ModeReason string `json:"modeReason,omitempty"`
+	// allowedFlows are the names of the flows rendered (or that would be, under Audit).
+	// +optional
+	// +listType=atomic
+	AllowedFlows []string `json:"allowedFlows,omitempty"`
+	// blockedFlows are the declared flows not rendered, with the reason.
+	// +optional
+	// +listType=atomic
+	BlockedFlows []BlockedFlow `json:"blockedFlows,omitempty"`
+	// activeException is the exception capping the mode, if any.
+	// +optional
+	ActiveException *ActiveException `json:"activeException,omitempty"`
+	// appliedObjects are the Cilium objects medseg applied for the device, with hashes.
+	// +optional
+	// +listType=atomic
+	AppliedObjects []AppliedObject `json:"appliedObjects,omitempty"`
+	// lastAppliedAt is when medseg last wrote a Cilium object for the device.
+	// +optional
+	LastAppliedAt *metav1.Time `json:"lastAppliedAt,omitempty"`
+	// policyMapEntries estimates the Cilium policy map entries this device adds to each of its
+	// gateway pods.
+	// +optional
+	PolicyMapEntries int32 `json:"policyMapEntries,omitempty"`
+}
+
+// ForeignPolicy is a policy medseg does not own that selects the device's gateway.
+type ForeignPolicy struct {
+	// kind is CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy.
+	// +required
+	Kind string `json:"kind"`
+	// namespace of the policy; empty for cluster-scoped ones.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the policy.
+	// +required
+	Name string `json:"name"`
+	// widens is true when the policy widens access to the device or its gateway.
+	// +optional
+	Widens bool `json:"widens,omitempty"`
+	// reason explains what the policy opens.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// DriftStatus records repairs and foreign policies.
+type DriftStatus struct {
+	// repairs counts how often medseg put back an owned policy edited or deleted by hand.
+	// +optional
+	Repairs int64 `json:"repairs,omitempty"`
+	// lastRepairAt is when the last repair happened.
+	// +optional
+	LastRepairAt *metav1.Time `json:"lastRepairAt,omitempty"`
+	// foreignPolicies select the device's gateway without being managed by medseg.
+	// +optional
+	// +listType=atomic
+	ForeignPolicies []ForeignPolicy `json:"foreignPolicies,omitempty"`
+}
+
+// HistoryEntry is one change of the device's priority or mode.
+type HistoryEntry struct {
+	// time of the change.
+	// +required
+	Time metav1.Time `json:"time"`
+	// priority after the change.
+	// +optional
+	Priority Priority `json:"priority,omitempty"`
+	// mode after the change.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+	// reason for the change.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxHistory bounds status.history.
+const MaxHistory = 10
+
+// MedicalDeviceStatus is the device's audit trail.
+type MedicalDeviceStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready, Reconciling, Stalled, RiskAssessed, Segmented.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// risk is the SSVC assessment.
+	// +optional
+	Risk *RiskStatus `json:"risk,omitempty"`
+	// segmentation is how the device is segmented.
+	// +optional
+	Segmentation *SegmentationStatus `json:"segmentation,omitempty"`
+	// drift records repairs and foreign policies.
+	// +optional
+	Drift *DriftStatus `json:"drift,omitempty"`
+	// history of priority and mode changes, newest first, at most 10 entries.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// MedicalDevice is one networked medical device outside the cluster, fronted by gateway pods.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mdev,categories=medseg
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.identity.deviceType`
+// +kubebuilder:printcolumn:name="Priority",type=string,JSONPath=`.status.risk.priority`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.segmentation.mode`
+// +kubebuilder:printcolumn:name="Segmented",type=string,JSONPath=`.status.conditions[?(@.type=="Segmented")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MedicalDevice struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the device.
+	// +required
+	Spec MedicalDeviceSpec `json:"spec"`
+	// status is written by medseg.
+	// +optional
+	Status MedicalDeviceStatus `json:"status,omitempty"`
+}
+
+// MedicalDeviceList is a list of MedicalDevices.
+// +kubebuilder:object:root=true
+type MedicalDeviceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MedicalDevice `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MedicalDevice{}, &MedicalDeviceList{})
+}

@@ -1,0 +1,297 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RiskResponse maps each SSVC priority to a segmentation mode.
+type RiskResponse struct {
+	// defer is the mode for devices whose priority is Defer.
+	// +optional
+	// +kubebuilder:default=Standard
+	Defer Mode `json:"defer,omitempty"`
+	// scheduled is the mode for devices whose priority is Scheduled.
+	// +optional
+	// +kubebuilder:default=Standard
+	Scheduled Mode `json:"scheduled,omitempty"`
+	// outOfCycle is the mode for devices whose priority is OutOfCycle.
+	// +optional
+	// +kubebuilder:default=Restricted
+	OutOfCycle Mode `json:"outOfCycle,omitempty"`
+	// immediate is the mode for devices whose priority is Immediate.
+	// +optional
+	// +kubebuilder:default=Quarantine
+	Immediate Mode `json:"immediate,omitempty"`
+}
+
+// ModeFor returns the configured mode for a priority, falling back to the documented defaults
+// for unset fields (objects read offline may not have been defaulted by an API server).
+func (r RiskResponse) ModeFor(p Priority) Mode {
+	pick := func(m, def Mode) Mode {
+		if m == "" {
+			return def
+		}
+		return m
+	}
+	switch p {
+	case PriorityDefer:
+		return pick(r.Defer, ModeStandard)
+	case PriorityScheduled:
+		return pick(r.Scheduled, ModeStandard)
+	case PriorityOutOfCycle:
+		return pick(r.OutOfCycle, ModeRestricted)
+	default:
+		return pick(r.Immediate, ModeQuarantine)
+	}
+}
+
+// Quarantine tunes the Quarantine mode.
+type Quarantine struct {
+	// keepEssentialFlows keeps Essential (life-critical) flows open in Quarantine. Set it false
+	// only where cutting the device off entirely is clinically acceptable.
+	// +optional
+	// +kubebuilder:default=true
+	KeepEssentialFlows *bool `json:"keepEssentialFlows,omitempty"`
+}
+
+// KeepsEssential reports keepEssentialFlows with its default (true).
+func (q *Quarantine) KeepsEssential() bool {
+	return q == nil || q.KeepEssentialFlows == nil || *q.KeepEssentialFlows
+}
+
+// AllowedPeers are the ceilings on the peers a device's flows may name.
+type AllowedPeers struct {
+	// namespaceSelector: in-cluster peers must sit in namespaces it matches. Unset means any
+	// namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// externalCIDRs: an external peer must lie inside one of them. Unset or empty means no
+	// external peers are allowed.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=49
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="externalCIDRs entries must be networks in CIDR notation"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > 0",message="externalCIDRs must not contain 0.0.0.0/0 or ::/0"
+	ExternalCIDRs []string `json:"externalCIDRs,omitempty"`
+}
+
+// ExploitationSettings tune how exploitation is derived.
+type ExploitationSettings struct {
+	// epssActiveThreshold: an EPSS at or above it counts as Active exploitation. A decimal
+	// string from 0 to 1.
+	// +optional
+	// +kubebuilder:default="0.9"
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0(\\\\.[0-9]{1,6})?|1(\\\\.0{1,6})?)$')",message="epssActiveThreshold must be a decimal string from 0 to 1, e.g. \"0.9\""
+	EPSSActiveThreshold string `json:"epssActiveThreshold,omitempty"`
+}
+
+// DefaultEPSSActiveThreshold is used when the policy does not set one.
+const DefaultEPSSActiveThreshold = "0.9"
+
+// Exception is a clinician-approved cap on how closed a device may become.
+type Exception struct {
+	// name identifies the exception within the policy.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// device the exception applies to.
+	// +required
+	Device ObjectRef `json:"device"`
+	// maxMode is the most closed mode the device may be put in while the exception is active,
+	// e.g. Restricted keeps Clinical flows open when risk would quarantine the device.
+	// +required
+	MaxMode Mode `json:"maxMode"`
+	// approvedBy names the approving clinician.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	ApprovedBy string `json:"approvedBy"`
+	// justification is the clinical reason.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Justification string `json:"justification"`
+	// compensatingControls taken while the exception is active.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=256
+	CompensatingControls []string `json:"compensatingControls,omitempty"`
+	// approvedAt is when the exception was approved; it starts applying then.
+	// +required
+	ApprovedAt metav1.Time `json:"approvedAt"`
+	// expiresAt is when the exception stops applying, at most maxExceptionDuration after
+	// approvedAt.
+	// +required
+	ExpiresAt metav1.Time `json:"expiresAt"`
+}
+
+// SegmentPolicySpec says how risk maps to segmentation for the devices it selects.
+// +kubebuilder:validation:XValidation:rule="!has(self.exceptions) || self.exceptions.all(e, timestamp(e.expiresAt) > timestamp(e.approvedAt))",message="exceptions: expiresAt must be after approvedAt"
+// +kubebuilder:validation:XValidation:rule="!has(self.exceptions) || self.exceptions.all(e, timestamp(e.expiresAt) - timestamp(e.approvedAt) <= duration(self.maxExceptionDuration))",message="exceptions: expiresAt may be at most maxExceptionDuration after approvedAt"
+type SegmentPolicySpec struct {
+	// deviceSelector selects MedicalDevices by label; unset or {} selects all.
+	// +optional
+	DeviceSelector *metav1.LabelSelector `json:"deviceSelector,omitempty"`
+	// namespaceSelector selects the namespaces of the devices; unset or {} selects all.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// priority decides between policies that select the same device: highest wins, ties by name.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Priority int32 `json:"priority,omitempty"`
+	// enforcement is Enforce (write Cilium policies) or Audit (compute and report only).
+	// +required
+	Enforcement Enforcement `json:"enforcement"`
+	// riskResponse maps SSVC priority to mode.
+	// +optional
+	// +kubebuilder:default={}
+	RiskResponse RiskResponse `json:"riskResponse,omitempty"`
+	// quarantine tunes the Quarantine mode.
+	// +optional
+	// +kubebuilder:default={}
+	Quarantine *Quarantine `json:"quarantine,omitempty"`
+	// deviceNetworks are the clinical device subnets; the guard denies them to every pod but
+	// the gateways.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=49
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="deviceNetworks entries must be networks in CIDR notation, e.g. 10.20.0.0/16"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > 0",message="deviceNetworks must not contain 0.0.0.0/0 or ::/0: the guard would cut every pod off the network"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).masked() == cidr(self)",message="deviceNetworks entries must be canonical: host bits must be zero"
+	DeviceNetworks []string `json:"deviceNetworks"`
+	// allowedPeers are ceilings on flow peers.
+	// +optional
+	AllowedPeers *AllowedPeers `json:"allowedPeers,omitempty"`
+	// exploitation tunes how exploitation is derived.
+	// +optional
+	// +kubebuilder:default={}
+	Exploitation *ExploitationSettings `json:"exploitation,omitempty"`
+	// maxExceptionDuration bounds every exception's lifetime (expiresAt - approvedAt).
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('8760h')",message="maxExceptionDuration must be positive and at most 8760h (one year)"
+	MaxExceptionDuration *metav1.Duration `json:"maxExceptionDuration,omitempty"`
+	// exceptions are clinician-approved caps on the mode of single devices. They live here, in
+	// the security team's cluster-scoped object, so a device owner cannot approve their own.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	Exceptions []Exception `json:"exceptions,omitempty"`
+}
+
+// DefaultMaxExceptionDuration is used when the policy does not set maxExceptionDuration.
+const DefaultMaxExceptionDuration = 720 * time.Hour
+
+// MaxExceptionDurationOrDefault returns maxExceptionDuration or its default.
+func (s *SegmentPolicySpec) MaxExceptionDurationOrDefault() time.Duration {
+	if s.MaxExceptionDuration == nil || s.MaxExceptionDuration.Duration <= 0 {
+		return DefaultMaxExceptionDuration
+	}
+	return s.MaxExceptionDuration.Duration
+}
+
+// EPSSThreshold returns exploitation.epssActiveThreshold or its default.
+func (s *SegmentPolicySpec) EPSSThreshold() string {
+	if s.Exploitation == nil || s.Exploitation.EPSSActiveThreshold == "" {
+		return DefaultEPSSActiveThreshold
+	}
+	return s.Exploitation.EPSSActiveThreshold
+}
+
+// ModeCounts counts devices by mode.
+type ModeCounts struct {
+	// standard devices.
+	// +optional
+	Standard int32 `json:"standard"`
+	// restricted devices.
+	// +optional
+	Restricted int32 `json:"restricted"`
+	// quarantine devices.
+	// +optional
+	Quarantine int32 `json:"quarantine"`
+}
+
+// PriorityCounts counts devices by SSVC priority.
+type PriorityCounts struct {
+	// defer devices.
+	// +optional
+	Defer int32 `json:"defer"`
+	// scheduled devices.
+	// +optional
+	Scheduled int32 `json:"scheduled"`
+	// outOfCycle devices.
+	// +optional
+	OutOfCycle int32 `json:"outOfCycle"`
+	// immediate devices.
+	// +optional
+	Immediate int32 `json:"immediate"`
+}
+
+// SegmentPolicyStatus reports what the policy governs.
+type SegmentPolicyStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// devices is the number of devices this policy governs (it selects them and wins).
+	// +optional
+	Devices int32 `json:"devices"`
+	// modes counts governed devices by mode.
+	// +optional
+	Modes ModeCounts `json:"modes,omitempty"`
+	// priorities counts governed devices by SSVC priority.
+	// +optional
+	Priorities PriorityCounts `json:"priorities,omitempty"`
+	// guard is the cluster-wide guard policy applied for this policy.
+	// +optional
+	Guard *AppliedObject `json:"guard,omitempty"`
+}
+
+// SegmentPolicy maps device risk to segmentation. Cluster-scoped and owned by the security team.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=segpol,categories=medseg
+// +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`
+// +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
+// +kubebuilder:printcolumn:name="Devices",type=integer,JSONPath=`.status.devices`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SegmentPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is written by the security team.
+	// +required
+	Spec SegmentPolicySpec `json:"spec"`
+	// status is written by medseg.
+	// +optional
+	Status SegmentPolicyStatus `json:"status,omitempty"`
+}
+
+// SegmentPolicyList is a list of SegmentPolicies.
+// +kubebuilder:object:root=true
+type SegmentPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SegmentPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SegmentPolicy{}, &SegmentPolicyList{})
+}

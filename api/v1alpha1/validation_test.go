@@ -1,0 +1,289 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/manifest"
+	"github.com/medseg/medseg/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// TestSamplesAreAccepted applies every object of config/samples to the real API server.
+func TestSamplesAreAccepted(t *testing.T) {
+	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "samples")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Namespaces and cluster-scoped policies first, as kubectl apply -k would order them.
+	sort.SliceStable(objs, func(i, j int) bool { return kindOrder(objs[i]) < kindOrder(objs[j]) })
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.Object.GetKind()]++
+		if err := env.Client.Create(context.Background(), o.Object); err != nil {
+			t.Errorf("%s (%s %s): rejected: %v", o.Source, o.Object.GetKind(), o.Object.GetName(), err)
+		}
+	}
+	if kinds["MedicalDevice"] < 5 || kinds["SegmentPolicy"] < 2 {
+		t.Fatalf("samples should hold at least 5 devices and 2 policies, got %v", kinds)
+	}
+}
+
+func kindOrder(o manifest.Object) int {
+	switch o.Object.GetKind() {
+	case "Namespace":
+		return 0
+	case "SegmentPolicy":
+		return 1
+	default:
+		return 2
+	}
+}
+
+func validDevice(name string) *v1alpha1.MedicalDevice {
+	return &v1alpha1.MedicalDevice{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "validation"},
+		Spec: v1alpha1.MedicalDeviceSpec{
+			Identity: v1alpha1.DeviceIdentity{Manufacturer: "Acme", Model: "Pump 1", DeviceType: "InfusionPump"},
+			Clinical: v1alpha1.ClinicalImpact{SafetyImpact: v1alpha1.SafetyCatastrophic, MissionImpact: v1alpha1.MissionMEFFailure},
+			Network:  v1alpha1.DeviceNetwork{Addresses: []string{"10.20.0.5"}},
+			Gateway:  v1alpha1.GatewayRef{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "gw"}}},
+			Flows: []v1alpha1.Flow{
+				{Name: "therapy", Direction: v1alpha1.DirectionToDevice, Tier: v1alpha1.TierEssential, GatewayPort: 8443, DevicePort: 443,
+					Peers: []v1alpha1.Peer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "server"}}}}},
+				{Name: "emr", Direction: v1alpha1.DirectionFromDevice, Tier: v1alpha1.TierClinical, GatewayPort: 2575, PeerPort: 2575,
+					Peers: []v1alpha1.Peer{{NamespaceSelector: &metav1.LabelSelector{}}}},
+				{Name: "vendor", Direction: v1alpha1.DirectionToDevice, Tier: v1alpha1.TierSupport, GatewayPort: 2222, DevicePort: 22,
+					Peers: []v1alpha1.Peer{{CIDR: "203.0.113.0/28"}}},
+			},
+			Vulnerabilities: []v1alpha1.Vulnerability{{ID: "CVE-2025-0001", CVSS: "9.8", EPSS: "0.93"}},
+			Detections:      []v1alpha1.Detection{{Source: "mdr", Type: "ExploitAttempt", ObservedAt: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}},
+		},
+	}
+}
+
+func validPolicy(name string) *v1alpha1.SegmentPolicy {
+	approved := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	return &v1alpha1.SegmentPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.SegmentPolicySpec{
+			Enforcement:          v1alpha1.EnforcementEnforce,
+			DeviceNetworks:       []string{"10.20.0.0/16", "fd00:20::/48"},
+			AllowedPeers:         &v1alpha1.AllowedPeers{ExternalCIDRs: []string{"203.0.113.0/24"}},
+			MaxExceptionDuration: &metav1.Duration{Duration: 720 * time.Hour},
+			Exceptions: []v1alpha1.Exception{{
+				Name: "keep-feed", Device: v1alpha1.ObjectRef{Namespace: "validation", Name: "pump"}, MaxMode: v1alpha1.ModeRestricted,
+				ApprovedBy: "Dr. Who", Justification: "clinical need",
+				ApprovedAt: metav1.NewTime(approved), ExpiresAt: metav1.NewTime(approved.Add(240 * time.Hour)),
+			}},
+		},
+	}
+}
+
+type invalidCase struct {
+	name   string
+	obj    client.Object
+	field  string // the field path the API server names
+	expect string // the message it gives
+}
+
+func deviceCase(name, field, expect string, mutate func(d *v1alpha1.MedicalDevice)) invalidCase {
+	d := validDevice(fmt.Sprintf("d%d", len(name)%7))
+	mutate(d)
+	return invalidCase{name: name, obj: d, field: field, expect: expect}
+}
+
+func policyCase(name, field, expect string, mutate func(p *v1alpha1.SegmentPolicy)) invalidCase {
+	p := validPolicy("p")
+	mutate(p)
+	return invalidCase{name: name, obj: p, field: field, expect: expect}
+}
+
+func address(a string) func(d *v1alpha1.MedicalDevice) {
+	return func(d *v1alpha1.MedicalDevice) { d.Spec.Network.Addresses = []string{a} }
+}
+
+func peer(p v1alpha1.Peer) func(d *v1alpha1.MedicalDevice) {
+	return func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Peers = []v1alpha1.Peer{p} }
+}
+
+var invalidCases = []invalidCase{
+	deviceCase("a network is not a device address", "spec.network.addresses[0]", "address must be a single IP address", address("10.20.0.0/24")),
+	deviceCase("a host name is not a device address", "spec.network.addresses[0]", "address must be a single IP address", address("pump.icu.local")),
+	deviceCase("0.0.0.0 is rejected", "spec.network.addresses[0]", "must not be unspecified", address("0.0.0.0")),
+	deviceCase(":: is rejected", "spec.network.addresses[0]", "must not be unspecified", address("::")),
+	deviceCase("loopback is rejected", "spec.network.addresses[0]", "must not be a loopback address", address("127.0.0.1")),
+	deviceCase("IPv6 loopback is rejected", "spec.network.addresses[0]", "must not be a loopback address", address("::1")),
+	deviceCase("link-local is rejected", "spec.network.addresses[0]", "must not be link-local", address("169.254.10.1")),
+	deviceCase("IPv6 link-local is rejected", "spec.network.addresses[0]", "must not be link-local", address("fe80::1")),
+	deviceCase("multicast is rejected", "spec.network.addresses[0]", "must be a unicast host address", address("239.1.1.1")),
+	deviceCase("broadcast is rejected", "spec.network.addresses[0]", "must be a unicast host address", address("255.255.255.255")),
+	deviceCase("non-canonical IPv6 is rejected", "spec.network.addresses[0]", "canonical form", address("2001:0db8:0::1")),
+	deviceCase("a device needs an address", "spec.network.addresses", "Required value", func(d *v1alpha1.MedicalDevice) { d.Spec.Network.Addresses = nil }),
+	deviceCase("too many addresses", "spec.network.addresses", "must have at most 8 items", func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Network.Addresses = nil
+		for i := range 9 {
+			d.Spec.Network.Addresses = append(d.Spec.Network.Addresses, fmt.Sprintf("10.20.0.%d", i+1))
+		}
+	}),
+	deviceCase("duplicate addresses", "spec.network.addresses[1]", "Duplicate value", func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Network.Addresses = []string{"10.20.0.5", "10.20.0.5"}
+	}),
+	deviceCase("model is required", "spec.identity.model", "at least 1 chars long", func(d *v1alpha1.MedicalDevice) { d.Spec.Identity.Model = "" }),
+	deviceCase("unknown safety impact", "spec.clinical.safetyImpact", "Unsupported value: \"Severe\"", func(d *v1alpha1.MedicalDevice) { d.Spec.Clinical.SafetyImpact = "Severe" }),
+	deviceCase("unknown mission impact", "spec.clinical.missionImpact", "Unsupported value", func(d *v1alpha1.MedicalDevice) { d.Spec.Clinical.MissionImpact = "Bad" }),
+	deviceCase("empty gateway selector", "spec.gateway.podSelector", "gateway.podSelector must not be empty", func(d *v1alpha1.MedicalDevice) { d.Spec.Gateway.PodSelector = metav1.LabelSelector{} }),
+	deviceCase("gateway port 0", "spec.flows[0].gatewayPort", "should be greater than or equal to 1", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].GatewayPort = 0 }),
+	deviceCase("gateway port 65536", "spec.flows[0].gatewayPort", "should be less than or equal to 65535", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].GatewayPort = 65536 }),
+	deviceCase("device port 70000", "spec.flows[0].devicePort", "should be less than or equal to 65535", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].DevicePort = 70000 }),
+	deviceCase("negative peer port", "spec.flows[1].peerPort", "should be greater than or equal to 1", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[1].PeerPort = -1 }),
+	deviceCase("ToDevice flow without devicePort", "spec.flows[0]", "ToDevice flows need devicePort", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].DevicePort = 0 }),
+	deviceCase("FromDevice flow without peerPort", "spec.flows[1]", "FromDevice flows need peerPort", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[1].PeerPort = 0 }),
+	deviceCase("duplicate flow names", "spec.flows[1]", "Duplicate value", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[1].Name = "therapy" }),
+	deviceCase("flow name not a DNS label", "spec.flows[0].name", "should match", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Name = "Therapy_Orders" }),
+	deviceCase("unknown tier", "spec.flows[0].tier", "Unsupported value: \"Critical\"", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Tier = "Critical" }),
+	deviceCase("unknown direction", "spec.flows[0].direction", "Unsupported value", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Direction = "Both" }),
+	deviceCase("unknown protocol", "spec.flows[0].protocol", "Unsupported value: \"ICMP\"", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Protocol = "ICMP" }),
+	deviceCase("flow without peers", "spec.flows[0].peers", "Required value", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Peers = nil }),
+	deviceCase("flow with an empty peer list", "spec.flows[0].peers", "should have at least 1 items", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Peers = []v1alpha1.Peer{} }),
+	deviceCase("peer with both selectors and cidr", "spec.flows[0].peers[0]", "a peer is exactly one of", peer(v1alpha1.Peer{CIDR: "203.0.113.0/28", PodSelector: &metav1.LabelSelector{}})),
+	deviceCase("empty peer", "spec.flows[0].peers[0]", "a peer is exactly one of", peer(v1alpha1.Peer{})),
+	deviceCase("peer cidr 0.0.0.0/0", "spec.flows[0].peers[0].cidr", "must not be 0.0.0.0/0 or ::/0", peer(v1alpha1.Peer{CIDR: "0.0.0.0/0"})),
+	deviceCase("peer cidr ::/0", "spec.flows[0].peers[0].cidr", "must not be 0.0.0.0/0 or ::/0", peer(v1alpha1.Peer{CIDR: "::/0"})),
+	deviceCase("peer cidr with host bits", "spec.flows[0].peers[0].cidr", "host bits must be zero", peer(v1alpha1.Peer{CIDR: "203.0.113.7/24"})),
+	deviceCase("peer cidr that is not a CIDR", "spec.flows[0].peers[0].cidr", "must be a network in CIDR notation", peer(v1alpha1.Peer{CIDR: "203.0.113.7"})),
+	deviceCase("cvss above 10", "spec.vulnerabilities[0].cvss", "cvss must be a decimal string from 0.0 to 10.0", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].CVSS = "11" }),
+	deviceCase("cvss with two decimals", "spec.vulnerabilities[0].cvss", "cvss must be a decimal string", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].CVSS = "9.85" }),
+	deviceCase("cvss not a number", "spec.vulnerabilities[0].cvss", "cvss must be a decimal string", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].CVSS = "high" }),
+	deviceCase("epss above 1", "spec.vulnerabilities[0].epss", "epss must be a decimal string from 0 to 1", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].EPSS = "1.5" }),
+	deviceCase("epss as a percentage", "spec.vulnerabilities[0].epss", "epss must be a decimal string from 0 to 1", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].EPSS = "93%" }),
+	deviceCase("duplicate vulnerability ids", "spec.vulnerabilities[1]", "Duplicate value", func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Vulnerabilities = append(d.Spec.Vulnerabilities, d.Spec.Vulnerabilities[0])
+	}),
+	deviceCase("unknown VEX status", "spec.vulnerabilities[0].status", "Unsupported value: \"Patched\"", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].Status = "Patched" }),
+	deviceCase("unknown exploitation", "spec.vulnerabilities[0].exploitation", "Unsupported value", func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].Exploitation = "Weaponized" }),
+	deviceCase("too many flows", "spec.flows", "must have at most 32 items", func(d *v1alpha1.MedicalDevice) {
+		for i := range 32 {
+			f := d.Spec.Flows[0]
+			f.Name = fmt.Sprintf("f%d", i)
+			d.Spec.Flows = append(d.Spec.Flows, f)
+		}
+	}),
+
+	policyCase("deviceNetworks 0.0.0.0/0", "spec.deviceNetworks[0]", "must not contain 0.0.0.0/0 or ::/0", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = []string{"0.0.0.0/0"} }),
+	policyCase("deviceNetworks not a CIDR", "spec.deviceNetworks[0]", "must be networks in CIDR notation", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = []string{"10.20.0.0/33"} }),
+	policyCase("deviceNetworks with host bits", "spec.deviceNetworks[0]", "host bits must be zero", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = []string{"10.20.0.1/16"} }),
+	policyCase("deviceNetworks empty", "spec.deviceNetworks", "Required value", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = nil }),
+	policyCase("externalCIDRs 0.0.0.0/0", "spec.allowedPeers.externalCIDRs[0]", "must not contain 0.0.0.0/0", func(p *v1alpha1.SegmentPolicy) { p.Spec.AllowedPeers.ExternalCIDRs = []string{"0.0.0.0/0"} }),
+	policyCase("enforcement missing", "spec.enforcement", "Unsupported value: \"\"", func(p *v1alpha1.SegmentPolicy) { p.Spec.Enforcement = "" }),
+	policyCase("unknown riskResponse mode", "spec.riskResponse.immediate", "Unsupported value: \"Block\"", func(p *v1alpha1.SegmentPolicy) { p.Spec.RiskResponse.Immediate = "Block" }),
+	policyCase("epss threshold above 1", "spec.exploitation.epssActiveThreshold", "epssActiveThreshold must be a decimal string", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Exploitation = &v1alpha1.ExploitationSettings{EPSSActiveThreshold: "2"}
+	}),
+	policyCase("exception without approver", "spec.exceptions[0].approvedBy", "at least 1 chars long", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].ApprovedBy = "" }),
+	policyCase("exception without justification", "spec.exceptions[0].justification", "at least 1 chars long", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].Justification = "" }),
+	policyCase("exception expiring before approval", "spec", "expiresAt must be after approvedAt", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Exceptions[0].ExpiresAt = metav1.NewTime(p.Spec.Exceptions[0].ApprovedAt.Add(-time.Hour))
+	}),
+	policyCase("exception longer than maxExceptionDuration", "spec", "at most maxExceptionDuration after approvedAt", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Exceptions[0].ExpiresAt = metav1.NewTime(p.Spec.Exceptions[0].ApprovedAt.Add(721 * time.Hour))
+	}),
+	policyCase("maxExceptionDuration over a year", "spec.maxExceptionDuration", "at most 8760h", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.MaxExceptionDuration = &metav1.Duration{Duration: 9000 * time.Hour}
+		p.Spec.Exceptions = nil
+	}),
+	policyCase("duplicate exception names", "spec.exceptions[1]", "Duplicate value", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Exceptions = append(p.Spec.Exceptions, p.Spec.Exceptions[0])
+	}),
+	policyCase("exception with unknown maxMode", "spec.exceptions[0].maxMode", "Unsupported value", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].MaxMode = "Open" }),
+	policyCase("priority above 1000", "spec.priority", "less than or equal to 1000", func(p *v1alpha1.SegmentPolicy) { p.Spec.Priority = 5000 }),
+}
+
+// InvalidCases exposes the table to the offline validator's parity test.
+func InvalidCases() []invalidCase { return invalidCases }
+
+// TestInvalidObjectsAreRejected holds every validation rule against the real API server: the
+// object must be rejected and the error must name the field and the problem.
+func TestInvalidObjectsAreRejected(t *testing.T) {
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "validation"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The valid bases must be accepted, or every rejection below proves nothing.
+	for _, base := range []client.Object{validDevice("base"), validPolicy("base")} {
+		if err := env.Client.Create(ctx, base, client.DryRunAll); err != nil {
+			t.Fatalf("valid %T rejected: %v", base, err)
+		}
+	}
+	for _, tc := range invalidCases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := env.Client.Create(ctx, tc.obj.DeepCopyObject().(client.Object), client.DryRunAll)
+			if err == nil {
+				t.Fatalf("accepted, want rejection with %q", tc.expect)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.field) || !strings.Contains(msg, tc.expect) {
+				t.Fatalf("rejected with\n  %s\nwant field %q and message %q", msg, tc.field, tc.expect)
+			}
+		})
+	}
+}
+
+// TestDefaults checks that the API server fills the documented defaults.
+func TestDefaults(t *testing.T) {
+	ctx := context.Background()
+	p := &v1alpha1.SegmentPolicy{ObjectMeta: metav1.ObjectMeta{Name: "defaults"},
+		Spec: v1alpha1.SegmentPolicySpec{Enforcement: v1alpha1.EnforcementAudit, DeviceNetworks: []string{"10.9.0.0/16"}}}
+	if err := env.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	rr := p.Spec.RiskResponse
+	if rr.Defer != v1alpha1.ModeStandard || rr.Scheduled != v1alpha1.ModeStandard || rr.OutOfCycle != v1alpha1.ModeRestricted || rr.Immediate != v1alpha1.ModeQuarantine {
+		t.Errorf("riskResponse defaults = %+v", rr)
+	}
+	if !p.Spec.Quarantine.KeepsEssential() || p.Spec.Quarantine == nil || p.Spec.Quarantine.KeepEssentialFlows == nil {
+		t.Errorf("quarantine.keepEssentialFlows should default to true: %+v", p.Spec.Quarantine)
+	}
+	if p.Spec.EPSSThreshold() != "0.9" || p.Spec.Exploitation == nil {
+		t.Errorf("epssActiveThreshold default = %+v", p.Spec.Exploitation)
+	}
+	if p.Spec.MaxExceptionDuration == nil || p.Spec.MaxExceptionDuration.Duration != 720*time.Hour {
+		t.Errorf("maxExceptionDuration default = %v", p.Spec.MaxExceptionDuration)
+	}
+	d := validDevice("defaults")
+	d.Namespace = "default"
+	if err := env.Client.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Flows[0].Protocol != v1alpha1.ProtocolTCP || d.Spec.Vulnerabilities[0].Status != v1alpha1.VulnAffected ||
+		d.Spec.Vulnerabilities[0].Exploitation != v1alpha1.ExploitationNone || d.Spec.Detections[0].Status != v1alpha1.DetectionActive {
+		t.Errorf("device defaults not applied: %+v", d.Spec)
+	}
+}
+
+var _ runtime.Object = &v1alpha1.MedicalDevice{}

@@ -1,0 +1,143 @@
+// Package manifest reads Kubernetes objects from multi-document YAML or JSON files,
+// directories and standard input, keeping where each object came from so errors can name the
+// file and the document.
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// Object is one decoded object and where it came from.
+type Object struct {
+	// Source is "file.yaml#2" (the second document of file.yaml) or "-#1" for stdin.
+	Source string
+	Object *unstructured.Unstructured
+}
+
+// MaxDocumentBytes bounds one YAML document, so hostile input cannot exhaust memory.
+const MaxDocumentBytes = 4 << 20
+
+// Read reads every object from the paths. A path is a file, a directory (its *.yaml, *.yml
+// and *.json files, not recursive, in name order) or "-" for stdin. List kinds (v1 List,
+// FooList) are expanded.
+func Read(paths []string, stdin io.Reader) ([]Object, error) {
+	var out []Object
+	for _, p := range paths {
+		if p == "-" {
+			objs, err := Decode("-", stdin)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+			continue
+		}
+		files, err := expand(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			fh, err := os.Open(f)
+			if err != nil {
+				return nil, err
+			}
+			objs, err := Decode(f, fh)
+			_ = fh.Close()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+		}
+	}
+	return out, nil
+}
+
+func expand(p string) ([]string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "kustomization.yaml" {
+			continue
+		}
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, filepath.Join(p, e.Name()))
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Decode reads every document from r. Empty documents are skipped; a document without
+// apiVersion or kind is an error naming its source.
+func Decode(name string, r io.Reader) ([]Object, error) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReaderSize(r, 64<<10))
+	var out []Object
+	for doc := 1; ; doc++ {
+		raw, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s#%d: reading YAML: %w", name, doc, err)
+		}
+		if len(raw) > MaxDocumentBytes {
+			return nil, fmt.Errorf("%s#%d: document is larger than %d bytes", name, doc, MaxDocumentBytes)
+		}
+		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
+			continue
+		}
+		src := fmt.Sprintf("%s#%d", name, doc)
+		obj := &unstructured.Unstructured{}
+		if err := utilyaml.Unmarshal(raw, &obj.Object); err != nil {
+			return nil, fmt.Errorf("%s: invalid YAML: %w", src, err)
+		}
+		if obj.Object == nil {
+			continue
+		}
+		if obj.GetAPIVersion() == "" || obj.GetKind() == "" {
+			return nil, fmt.Errorf("%s: object has no apiVersion or kind", src)
+		}
+		if obj.IsList() {
+			list, err := obj.ToList()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", src, err)
+			}
+			for i := range list.Items {
+				out = append(out, Object{Source: fmt.Sprintf("%s[%d]", src, i), Object: &list.Items[i]})
+			}
+			continue
+		}
+		out = append(out, Object{Source: src, Object: obj})
+	}
+}
+
+func stripComments(b []byte) []byte {
+	var keep [][]byte
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			keep = append(keep, line)
+		}
+	}
+	return bytes.Join(keep, []byte("\n"))
+}
