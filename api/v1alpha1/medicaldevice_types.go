@@ -583,7 +583,3 @@ type MedicalDeviceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MedicalDevice `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MedicalDevice{}, &MedicalDeviceList{})
-}

@@ -291,7 +291,3 @@ type SegmentPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SegmentPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SegmentPolicy{}, &SegmentPolicyList{})
-}
