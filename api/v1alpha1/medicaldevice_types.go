@@ -564,6 +564,7 @@ type MedicalDeviceStatus struct {
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.segmentation.mode`
 // +kubebuilder:printcolumn:name="Segmented",type=string,JSONPath=`.status.conditions[?(@.type=="Segmented")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 lowercase letters, digits and '-'): it names the device's policy and labels"
 type MedicalDevice struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -195,6 +195,9 @@ var invalidCases = []invalidCase{
 		}
 	}),
 
+	deviceCase("a device name with dots", "metadata.name must be a DNS label", "metadata.name must be a DNS label", func(d *v1alpha1.MedicalDevice) { d.Name = "pump.icu" }),
+	deviceCase("a device name longer than 63", "metadata.name must be a DNS label", "metadata.name must be a DNS label", func(d *v1alpha1.MedicalDevice) { d.Name = strings.Repeat("p", 64) }),
+	policyCase("a policy name with dots", "metadata.name must be a DNS label", "metadata.name must be a DNS label", func(p *v1alpha1.SegmentPolicy) { p.Name = "icu.policy" }),
 	policyCase("deviceNetworks 0.0.0.0/0", "spec.deviceNetworks[0]", "must not contain 0.0.0.0/0 or ::/0", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = []string{"0.0.0.0/0"} }),
 	policyCase("deviceNetworks not a CIDR", "spec.deviceNetworks[0]", "must be networks in CIDR notation", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = []string{"10.20.0.0/33"} }),
 	policyCase("deviceNetworks with host bits", "spec.deviceNetworks[0]", "host bits must be zero", func(p *v1alpha1.SegmentPolicy) { p.Spec.DeviceNetworks = []string{"10.20.0.1/16"} }),

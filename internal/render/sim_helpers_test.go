@@ -1,0 +1,5 @@
+package render
+
+import "github.com/cilium/cilium/pkg/identity"
+
+func idOf(v any) *identity.Identity { return v.(*identity.Identity) }
