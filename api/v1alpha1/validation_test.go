@@ -12,12 +12,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/manifest"
 	"github.com/medseg/medseg/internal/testenv"
+	"github.com/medseg/medseg/internal/validate"
 )
 
 var env *testenv.Env
@@ -290,3 +292,48 @@ func TestDefaults(t *testing.T) {
 }
 
 var _ runtime.Object = &v1alpha1.MedicalDevice{}
+
+// TestOfflineValidationMatchesTheAPIServer holds the plugin's offline validator to the same
+// table: every object the server rejects is rejected offline with the same field and message,
+// and the valid bases pass.
+func TestOfflineValidationMatchesTheAPIServer(t *testing.T) {
+	v, err := validate.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	toU := func(obj client.Object) *unstructured.Unstructured {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		kind := "MedicalDevice"
+		if _, ok := obj.(*v1alpha1.SegmentPolicy); ok {
+			kind = "SegmentPolicy"
+		}
+		u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
+		return u
+	}
+	for _, base := range []client.Object{validDevice("base"), validPolicy("base")} {
+		if errs := v.Validate(toU(base)); len(errs) > 0 {
+			t.Fatalf("valid %T rejected offline: %v", base, errs)
+		}
+	}
+	for _, tc := range invalidCases {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := v.Validate(toU(tc.obj))
+			if len(errs) == 0 {
+				t.Fatalf("accepted offline, the API server rejects it with %q", tc.expect)
+			}
+			msg := validate.Error(errs)
+			if !strings.Contains(msg, tc.field) || !strings.Contains(msg, tc.expect) {
+				t.Fatalf("offline rejection\n  %s\nwant field %q and message %q", msg, tc.field, tc.expect)
+			}
+		})
+	}
+	unknown := toU(validDevice("typo"))
+	unknown.Object["spec"].(map[string]any)["flow"] = []any{}
+	if msg := validate.Error(v.Validate(unknown)); !strings.Contains(msg, "spec.flow") || !strings.Contains(msg, "unknown field") {
+		t.Errorf("a misspelt field must be rejected offline, got %q", msg)
+	}
+}

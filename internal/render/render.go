@@ -189,6 +189,10 @@ func Device(in Input) (*Result, error) {
 		},
 		Spec: rule,
 	}
+	if dev.UID == "" {
+		// Rendered offline from files: there is no object to own it yet.
+		cnp.OwnerReferences = nil
+	}
 	if err := setHash(&cnp.ObjectMeta, cnp.Spec, nil); err != nil {
 		return nil, err
 	}
@@ -385,6 +389,9 @@ func Guard(p *v1alpha1.SegmentPolicy) (*ciliumv2.CiliumClusterwideNetworkPolicy,
 			}},
 		},
 		Specs: policyapi.Rules{specA, specB, specC},
+	}
+	if p.UID == "" {
+		ccnp.OwnerReferences = nil
 	}
 	if err := setHash(&ccnp.ObjectMeta, nil, ccnp.Specs); err != nil {
 		return nil, err

@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/manifest"
+	"github.com/medseg/medseg/internal/plan"
+	"github.com/medseg/medseg/internal/render"
+	"github.com/medseg/medseg/internal/validate"
+)
+
+// Inputs are the objects read from files.
+type Inputs struct {
+	Devices    []v1alpha1.MedicalDevice
+	Policies   []v1alpha1.SegmentPolicy
+	Namespaces map[string]map[string]string
+	// Warnings are notes for stderr (e.g. a device namespace not in the input).
+	Warnings []string
+}
+
+var namespaceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+
+// Load reads, validates and decodes medseg inputs. Every error names the file, the document,
+// the object and the field.
+func Load(paths []string, stdin io.Reader) (*Inputs, error) {
+	objs, err := manifest.Read(paths, stdin)
+	if err != nil {
+		return nil, err
+	}
+	v, err := validate.New()
+	if err != nil {
+		return nil, err
+	}
+	in := &Inputs{Namespaces: map[string]map[string]string{}}
+	var problems []string
+	for _, o := range objs {
+		u := o.Object
+		gvk := u.GroupVersionKind()
+		id := fmt.Sprintf("%s: %s %s", o.Source, gvk.Kind, qualified(u.GetNamespace(), u.GetName()))
+		switch {
+		case gvk == namespaceGVK:
+			var ns corev1.Namespace
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &ns, true); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", id, err))
+				continue
+			}
+			lbls := map[string]string{"kubernetes.io/metadata.name": ns.Name}
+			for k, val := range ns.Labels {
+				lbls[k] = val
+			}
+			in.Namespaces[ns.Name] = lbls
+		case v.Knows(gvk):
+			if errs := v.Validate(u); len(errs) > 0 {
+				problems = append(problems, fmt.Sprintf("%s: %s", id, validate.Error(errs)))
+				continue
+			}
+			var target any = &v1alpha1.SegmentPolicy{}
+			if gvk.Kind == "MedicalDevice" {
+				target = &v1alpha1.MedicalDevice{}
+			}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, target, true); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", id, err))
+				continue
+			}
+			switch t := target.(type) {
+			case *v1alpha1.MedicalDevice:
+				in.Devices = append(in.Devices, *t)
+			case *v1alpha1.SegmentPolicy:
+				in.Policies = append(in.Policies, *t)
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("%s: unknown kind %s (kubectl-medseg reads MedicalDevice and SegmentPolicy of medseg.io/v1alpha1, and v1 Namespace)", id, gvk.GroupKind()))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("invalid input:\n  %s", strings.Join(problems, "\n  "))
+	}
+	sort.Slice(in.Devices, func(i, j int) bool {
+		return qualified(in.Devices[i].Namespace, in.Devices[i].Name) < qualified(in.Devices[j].Namespace, in.Devices[j].Name)
+	})
+	sort.Slice(in.Policies, func(i, j int) bool { return in.Policies[i].Name < in.Policies[j].Name })
+	seen := map[string]bool{}
+	for _, d := range in.Devices {
+		if _, ok := in.Namespaces[d.Namespace]; !ok && !seen[d.Namespace] {
+			seen[d.Namespace] = true
+			in.Warnings = append(in.Warnings, fmt.Sprintf("namespace %s is not in the input: SegmentPolicy namespaceSelectors see it without labels", d.Namespace))
+		}
+	}
+	return in, nil
+}
+
+func qualified(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
+}
+
+// Plans plans every device.
+func (in *Inputs) Plans(now time.Time) ([]*plan.Plan, error) {
+	out := make([]*plan.Plan, 0, len(in.Devices))
+	for i := range in.Devices {
+		d := &in.Devices[i]
+		nsl := in.Namespaces
+		if _, ok := nsl[d.Namespace]; !ok {
+			nsl = withNamespace(nsl, d.Namespace)
+		}
+		p, err := plan.Device(plan.Input{Device: d, Policies: in.Policies, Namespaces: nsl, Now: now})
+		if err != nil {
+			return nil, fmt.Errorf("MedicalDevice %s/%s: %w", d.Namespace, d.Name, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func withNamespace(m map[string]map[string]string, ns string) map[string]map[string]string {
+	out := make(map[string]map[string]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	out[ns] = map[string]string{"kubernetes.io/metadata.name": ns}
+	return out
+}
+
+// Render writes the Cilium objects medseg would own: a guard per enforced SegmentPolicy, then a
+// CiliumNetworkPolicy per device governed by an enforced policy. Audit policies and ungoverned
+// devices render nothing, as in the cluster.
+func Render(w io.Writer, in *Inputs, now time.Time) error {
+	plans, err := in.Plans(now)
+	if err != nil {
+		return err
+	}
+	var objs []runtime.Object
+	for i := range in.Policies {
+		p := &in.Policies[i]
+		if p.Spec.Enforcement != v1alpha1.EnforcementEnforce {
+			continue
+		}
+		g, err := render.Guard(p)
+		if err != nil {
+			return fmt.Errorf("SegmentPolicy %s: %w", p.Name, err)
+		}
+		objs = append(objs, g)
+	}
+	for _, p := range plans {
+		if p.Render.NoPolicy || !p.Render.Enforce {
+			continue
+		}
+		objs = append(objs, p.Render.CNP)
+	}
+	out, err := render.YAML(objs...)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+// Assessment is one device's row of `assess -o json`.
+type Assessment struct {
+	Namespace      string            `json:"namespace"`
+	Name           string            `json:"name"`
+	Policy         string            `json:"policy"`
+	Priority       string            `json:"priority"`
+	Exposure       string            `json:"exposure"`
+	Exploitation   string            `json:"exploitation"`
+	Automatable    string            `json:"automatable"`
+	HumanImpact    string            `json:"humanImpact"`
+	Mode           string            `json:"mode"`
+	AllowedFlows   []string          `json:"allowedFlows"`
+	BlockedFlows   []string          `json:"blockedFlows"`
+	BlockedReasons map[string]string `json:"blockedReasons"`
+}
+
+// Assess writes every device's decision as a table or JSON.
+func Assess(w io.Writer, in *Inputs, now time.Time, output string) error {
+	plans, err := in.Plans(now)
+	if err != nil {
+		return err
+	}
+	rows := make([]Assessment, 0, len(plans))
+	for i, p := range plans {
+		d := &in.Devices[i]
+		a := Assessment{
+			Namespace: d.Namespace, Name: d.Name,
+			Priority: string(p.Assessment.Priority), Exposure: p.Assessment.Exposure.Value,
+			Exploitation: p.Assessment.Exploitation.Value, Automatable: p.Assessment.Automatable.Value,
+			HumanImpact: p.Assessment.HumanImpact.Value, AllowedFlows: []string{}, BlockedFlows: []string{},
+			BlockedReasons: map[string]string{},
+		}
+		if p.Render.NoPolicy {
+			a.Policy, a.Mode = "", ""
+			for _, f := range d.Spec.Flows {
+				a.BlockedFlows = append(a.BlockedFlows, f.Name)
+				a.BlockedReasons[f.Name] = v1alpha1.ReasonNoSegmentPolicy + ": no SegmentPolicy selects the device"
+			}
+		} else {
+			a.Policy, a.Mode = p.Render.Policy, string(p.Render.Mode)
+			a.AllowedFlows = append(a.AllowedFlows, p.Render.Allowed()...)
+			for _, b := range p.Render.Blocked() {
+				a.BlockedFlows = append(a.BlockedFlows, b.Name)
+				a.BlockedReasons[b.Name] = string(b.Reason) + ": " + b.Message
+			}
+		}
+		rows = append(rows, a)
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "table", "":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPOLICY\tPRIORITY\tEXPOSURE\tEXPLOITATION\tAUTOMATABLE\tHUMANIMPACT\tMODE\tALLOWED\tBLOCKED")
+		for _, r := range rows {
+			blocked := make([]string, 0, len(r.BlockedFlows))
+			for _, b := range r.BlockedFlows {
+				reason, _, _ := strings.Cut(r.BlockedReasons[b], ":")
+				blocked = append(blocked, b+"("+reason+")")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, dash(r.Policy), r.Priority, r.Exposure,
+				r.Exploitation, r.Automatable, r.HumanImpact, dash(r.Mode), dash(strings.Join(r.AllowedFlows, ",")), dash(strings.Join(blocked, ",")))
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown output format %q (use table or json)", output)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
