@@ -39,8 +39,13 @@ const (
 	ReasonProgressing = "Progressing"
 	// ReasonReconciled: the last reconcile completed.
 	ReasonReconciled = "Reconciled"
-	// ReasonCapacityWarning: gateway policy map use passed 75%.
-	ReasonCapacityWarning = "CapacityWarning"
+	// ReasonAddressOutsideDeviceNetworks: a device address lies outside the governing policy's
+	// deviceNetworks, so the guard does not fence it from ordinary pods.
+	ReasonAddressOutsideDeviceNetworks = "AddressOutsideDeviceNetworks"
+	// ReasonObjectConflict: an object medseg must write exists and is not managed by medseg.
+	ReasonObjectConflict = "ObjectConflict"
+	// ReasonGuardApplied: the SegmentPolicy's guard is applied.
+	ReasonGuardApplied = "GuardApplied"
 )
 
 // Event reasons, emitted on transitions only.

@@ -258,9 +258,16 @@ type SegmentPolicyStatus struct {
 	// priorities counts governed devices by SSVC priority.
 	// +optional
 	Priorities PriorityCounts `json:"priorities,omitempty"`
+	// enforcement is the enforcement medseg last acted on; a change is the staged-rollout
+	// step (Audit → Enforce) and emits an Event.
+	// +optional
+	Enforcement Enforcement `json:"enforcement,omitempty"`
 	// guard is the cluster-wide guard policy applied for this policy.
 	// +optional
 	Guard *AppliedObject `json:"guard,omitempty"`
+	// guardRepairs counts how often medseg put back the guard after a hand edit or deletion.
+	// +optional
+	GuardRepairs int64 `json:"guardRepairs,omitempty"`
 }
 
 // SegmentPolicy maps device risk to segmentation. Cluster-scoped and owned by the security team.

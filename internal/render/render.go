@@ -402,17 +402,28 @@ func Guard(p *v1alpha1.SegmentPolicy) (*ciliumv2.CiliumClusterwideNetworkPolicy,
 // setHash stores the content hash of everything medseg sets (labels, spec, specs) in the
 // medseg.io/content-hash annotation.
 func setHash(meta *metav1.ObjectMeta, spec *policyapi.Rule, specs policyapi.Rules) error {
+	h, err := HashOf(meta.Labels, spec, specs)
+	if err != nil {
+		return fmt.Errorf("hashing %s: %w", meta.Name, err)
+	}
+	meta.Annotations = map[string]string{v1alpha1.AnnotationContentHash: h}
+	return nil
+}
+
+// HashOf is the content hash of a Cilium policy's labels and rules. The controllers compute it
+// over what they read back, so a hand edit of the rules is detected even when the annotation
+// was left alone.
+func HashOf(labels map[string]string, spec *policyapi.Rule, specs policyapi.Rules) (string, error) {
 	raw, err := json.Marshal(struct {
 		Labels map[string]string `json:"labels"`
 		Spec   *policyapi.Rule   `json:"spec,omitempty"`
 		Specs  policyapi.Rules   `json:"specs,omitempty"`
-	}{meta.Labels, spec, specs})
+	}{labels, spec, specs})
 	if err != nil {
-		return fmt.Errorf("hashing %s: %w", meta.Name, err)
+		return "", err
 	}
 	sum := sha256.Sum256(raw)
-	meta.Annotations = map[string]string{v1alpha1.AnnotationContentHash: "sha256:" + hex.EncodeToString(sum[:16])}
-	return nil
+	return "sha256:" + hex.EncodeToString(sum[:16]), nil
 }
 
 // ContentHash returns the content hash annotation of an object, or "".

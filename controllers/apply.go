@@ -1,0 +1,164 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/render"
+)
+
+// applyOutcome says what ensure did.
+type applyOutcome int
+
+const (
+	unchanged applyOutcome = iota // the object already had the desired content: no write
+	created                       // the object did not exist
+	updated                       // the desired content changed
+	repaired                      // the object had been edited or deleted by hand
+)
+
+// ensureObject makes the cluster hold desired (a CNP or CCNP rendered by internal/render) with
+// server-side apply, field owner medseg, ForceOwnership and the whole object. It reads the
+// current object from the cache first and skips the write when the content medseg sets
+// (labels and rules) hashes to the desired content hash, so an unchanged cluster costs no write.
+//
+// wasApplied tells whether medseg had applied this object before (from status), so a missing
+// object is a hand deletion (repaired) rather than a first creation.
+//
+// An object with the same name that medseg does not manage is never touched: errForeignObject.
+func ensureObject(ctx context.Context, c client.Client, desired client.Object, wasApplied bool) (applyOutcome, error) {
+	existing, err := currentOf(ctx, c, desired)
+	if err != nil {
+		return unchanged, err
+	}
+	want := desired.GetAnnotations()[v1alpha1.AnnotationContentHash]
+	outcome := created
+	if existing != nil {
+		if !managedBy(existing, desired) {
+			return unchanged, fmt.Errorf("%w: %s %s exists and is not managed by medseg", errForeignObject, kindOf(desired), key(desired))
+		}
+		got, err := contentHash(existing, desired.GetLabels())
+		if err != nil {
+			return unchanged, err
+		}
+		if got == want && existing.GetAnnotations()[v1alpha1.AnnotationContentHash] == want && existing.GetDeletionTimestamp() == nil {
+			return unchanged, nil
+		}
+		outcome = updated
+		// The annotation says what medseg last wrote; content that does not match it was edited.
+		if existing.GetAnnotations()[v1alpha1.AnnotationContentHash] != got {
+			outcome = repaired
+		}
+	} else if wasApplied {
+		outcome = repaired
+	}
+	u, err := render.ToUnstructured(desired)
+	if err != nil {
+		return unchanged, err
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
+		return unchanged, fmt.Errorf("applying %s %s: %w", kindOf(desired), key(desired), err)
+	}
+	return outcome, nil
+}
+
+// pruneObject deletes an object medseg owns (managed-by label and a controller reference to
+// owner). Anything else with that name is left alone. Reports whether it deleted.
+func pruneObject(ctx context.Context, c client.Client, obj client.Object, owner types.UID) (bool, error) {
+	existing, err := currentOf(ctx, c, obj)
+	if err != nil || existing == nil {
+		return false, err
+	}
+	if existing.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || !controlledBy(existing, owner) {
+		return false, nil
+	}
+	if err := c.Delete(ctx, existing, client.Preconditions{UID: ptrUID(existing.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("deleting %s %s: %w", kindOf(obj), key(obj), err)
+	}
+	return true, nil
+}
+
+var errForeignObject = fmt.Errorf("name taken")
+
+func currentOf(ctx context.Context, c client.Client, desired client.Object) (client.Object, error) {
+	var cur client.Object
+	switch desired.(type) {
+	case *ciliumv2.CiliumNetworkPolicy:
+		cur = &ciliumv2.CiliumNetworkPolicy{}
+	case *ciliumv2.CiliumClusterwideNetworkPolicy:
+		cur = &ciliumv2.CiliumClusterwideNetworkPolicy{}
+	default:
+		return nil, fmt.Errorf("unsupported object %T", desired)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(desired), cur); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return cur, nil
+}
+
+// contentHash hashes the content medseg sets on an object read from the cluster: the labels
+// medseg sets (other labels, e.g. a GitOps tool's tracking label, are not medseg's) and the rules.
+func contentHash(obj client.Object, desiredLabels map[string]string) (string, error) {
+	lbls := map[string]string{}
+	for k := range desiredLabels {
+		if v, ok := obj.GetLabels()[k]; ok {
+			lbls[k] = v
+		}
+	}
+	switch o := obj.(type) {
+	case *ciliumv2.CiliumNetworkPolicy:
+		return render.HashOf(lbls, o.Spec, o.Specs)
+	case *ciliumv2.CiliumClusterwideNetworkPolicy:
+		return render.HashOf(lbls, o.Spec, o.Specs)
+	}
+	return "", fmt.Errorf("unsupported object %T", obj)
+}
+
+// managedBy reports whether existing is medseg's: the managed-by label, and no controller other
+// than the desired object's owner.
+func managedBy(existing, desired client.Object) bool {
+	if existing.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
+		return false
+	}
+	want := metav1.GetControllerOf(desired)
+	have := metav1.GetControllerOf(existing)
+	if want == nil || have == nil {
+		return true
+	}
+	// A previous incarnation of the same owner (deleted and recreated) is still ours.
+	return have.Kind == want.Kind && have.Name == want.Name
+}
+
+func controlledBy(obj client.Object, owner types.UID) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == owner
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *ciliumv2.CiliumNetworkPolicy:
+		return ciliumv2.CNPKindDefinition
+	case *ciliumv2.CiliumClusterwideNetworkPolicy:
+		return ciliumv2.CCNPKindDefinition
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+func key(obj client.Object) string {
+	if obj.GetNamespace() == "" {
+		return obj.GetName()
+	}
+	return obj.GetNamespace() + "/" + obj.GetName()
+}
+
+func ptrUID(u types.UID) *types.UID { return &u }

@@ -1,0 +1,259 @@
+package controllers
+
+import (
+	"context"
+
+	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+)
+
+// Field indexes on MedicalDevices.
+const (
+	// indexAddress: each of spec.network.addresses, to find address conflicts.
+	indexAddress = "spec.network.addresses"
+	// indexPolicy: status.segmentation.policy, the devices a SegmentPolicy governs.
+	indexPolicy = "status.segmentation.policy"
+)
+
+// Options tune the controllers.
+type Options struct {
+	// DeviceWorkers and PolicyWorkers are MaxConcurrentReconciles.
+	DeviceWorkers, PolicyWorkers int
+}
+
+// SetupIndexes registers the field indexes both reconcilers use.
+func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &v1alpha1.MedicalDevice{}, indexAddress, func(o client.Object) []string {
+		return o.(*v1alpha1.MedicalDevice).Spec.Network.Addresses
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &v1alpha1.MedicalDevice{}, indexPolicy, func(o client.Object) []string {
+		if s := o.(*v1alpha1.MedicalDevice).Status.Segmentation; s != nil && s.Policy != "" {
+			return []string{s.Policy}
+		}
+		return nil
+	})
+}
+
+// SetupWithManager wires the device reconciler's watches: its own CiliumNetworkPolicies
+// (drift), SegmentPolicies (only the devices a policy selects or governs), namespaces and
+// gateway pods (metadata only), and devices sharing an address.
+func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("medicaldevice").
+		For(&v1alpha1.MedicalDevice{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Owns(&ciliumv2.CiliumNetworkPolicy{}).
+		Watches(&v1alpha1.SegmentPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesOfPolicy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
+			builder.OnlyMetadata, builder.WithPredicates(podLabelsChanged())).
+		Watches(&v1alpha1.MedicalDevice{}, addressPeers{r.Client}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.DeviceWorkers)}).
+		Complete(r)
+}
+
+// devicesOfPolicy maps a SegmentPolicy to the devices it selects now and those it governed.
+func (r *MedicalDeviceReconciler) devicesOfPolicy(ctx context.Context, o client.Object) []reconcile.Request {
+	pol := o.(*v1alpha1.SegmentPolicy)
+	seen := map[types.NamespacedName]bool{}
+	var governed v1alpha1.MedicalDeviceList
+	if err := r.List(ctx, &governed, client.MatchingFields{indexPolicy: pol.Name}); err == nil {
+		for _, d := range governed.Items {
+			seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
+		}
+	}
+	devSel, err1 := selectorOrEverything(pol.Spec.DeviceSelector)
+	nsSel, err2 := selectorOrEverything(pol.Spec.NamespaceSelector)
+	if err1 == nil && err2 == nil {
+		var nss corev1.NamespaceList
+		if err := r.List(ctx, &nss, client.MatchingLabelsSelector{Selector: nsSel}); err == nil {
+			for _, ns := range nss.Items {
+				var devs v1alpha1.MedicalDeviceList
+				if err := r.List(ctx, &devs, client.InNamespace(ns.Name), client.MatchingLabelsSelector{Selector: devSel}); err != nil {
+					continue
+				}
+				for _, d := range devs.Items {
+					seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
+				}
+			}
+		}
+	} else {
+		log.FromContext(ctx).Info("SegmentPolicy has an invalid selector", "policy", pol.Name)
+	}
+	out := make([]reconcile.Request, 0, len(seen))
+	for k := range seen {
+		out = append(out, reconcile.Request{NamespacedName: k})
+	}
+	return out
+}
+
+func (r *MedicalDeviceReconciler) devicesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	ns := o.GetNamespace()
+	if _, isNS := o.(*corev1.Namespace); isNS {
+		ns = o.GetName()
+	}
+	var devs v1alpha1.MedicalDeviceList
+	if err := r.List(ctx, &devs, client.InNamespace(ns)); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(devs.Items))
+	for _, d := range devs.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}})
+	}
+	return out
+}
+
+func selectorOrEverything(s *metav1.LabelSelector) (labels.Selector, error) {
+	if s == nil {
+		return labels.Everything(), nil
+	}
+	return metav1.LabelSelectorAsSelector(s)
+}
+
+// podLabelsChanged passes pod creations, deletions and label changes: the only pod facts
+// medseg reads.
+func podLabelsChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// addressPeers enqueues the other devices that share (or shared) an address with a changed
+// device, so both sides of an AddressConflict are reported and cleared.
+type addressPeers struct{ c client.Client }
+
+func (a addressPeers) enqueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	seen := map[types.NamespacedName]bool{}
+	for _, o := range objs {
+		dev, ok := o.(*v1alpha1.MedicalDevice)
+		if !ok {
+			continue
+		}
+		self := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
+		for _, addr := range dev.Spec.Network.Addresses {
+			var same v1alpha1.MedicalDeviceList
+			if err := a.c.List(ctx, &same, client.MatchingFields{indexAddress: addr}); err != nil {
+				continue
+			}
+			for _, d := range same.Items {
+				k := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
+				if k != self && !seen[k] {
+					seen[k] = true
+					q.Add(reconcile.Request{NamespacedName: k})
+				}
+			}
+		}
+	}
+}
+
+func (a addressPeers) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	a.enqueue(ctx, q, e.Object)
+}
+
+func (a addressPeers) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	o, n := e.ObjectOld.(*v1alpha1.MedicalDevice), e.ObjectNew.(*v1alpha1.MedicalDevice)
+	if o != nil && n != nil && equalStrings(o.Spec.Network.Addresses, n.Spec.Network.Addresses) {
+		return
+	}
+	a.enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
+}
+
+func (a addressPeers) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	a.enqueue(ctx, q, e.Object)
+}
+
+func (a addressPeers) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetupWithManager wires the policy reconciler: its guard (drift) and the devices it governs
+// (for the counts in status).
+func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("segmentpolicy").
+		For(&v1alpha1.SegmentPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&ciliumv2.CiliumClusterwideNetworkPolicy{}).
+		Watches(&v1alpha1.MedicalDevice{}, governingPolicies{}, builder.WithPredicates(deviceSummaryChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.PolicyWorkers)}).
+		Complete(r)
+}
+
+// governingPolicies enqueues the SegmentPolicy a device's status names, before and after a
+// change, so both policies of a device that moved recount.
+type governingPolicies struct{}
+
+func (governingPolicies) enqueue(q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	for _, o := range objs {
+		if d, ok := o.(*v1alpha1.MedicalDevice); ok && d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Status.Segmentation.Policy}})
+		}
+	}
+}
+
+func (g governingPolicies) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	g.enqueue(q, e.Object)
+}
+
+func (g governingPolicies) Update(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	g.enqueue(q, e.ObjectOld, e.ObjectNew)
+}
+
+func (g governingPolicies) Delete(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	g.enqueue(q, e.Object)
+}
+
+func (governingPolicies) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+// deviceSummaryChanged passes device events that change a policy's counts: governing policy,
+// mode or priority. An update that moves a device between policies enqueues the new one here;
+// the old one via the old object.
+func deviceSummaryChanged() predicate.Predicate {
+	summary := func(o client.Object) [3]string {
+		d := o.(*v1alpha1.MedicalDevice)
+		var s [3]string
+		if seg := d.Status.Segmentation; seg != nil {
+			s[0], s[1] = seg.Policy, string(seg.Mode)
+		}
+		if d.Status.Risk != nil {
+			s[2] = string(d.Status.Risk.Priority)
+		}
+		return s
+	}
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool { return summary(e.ObjectOld) != summary(e.ObjectNew) },
+	}
+}

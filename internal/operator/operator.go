@@ -1,0 +1,131 @@
+// Package operator wires medseg's manager: scheme, cache, indexes, reconcilers, probes and
+// metrics. main.go and the envtest tests both start the operator through New, so the tests run
+// what ships.
+package operator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/controllers"
+)
+
+// Config is the operator's configuration, from flags in main.go or set by tests.
+type Config struct {
+	MetricsAddr, ProbeAddr string
+	LeaderElection         bool
+	LeaderElectionID       string
+	// LeaderElectionNamespace defaults to the pod's namespace when running in a cluster.
+	LeaderElectionNamespace string
+	// WatchNamespaces limits the namespaced objects medseg watches; empty means all.
+	WatchNamespaces []string
+	DeviceWorkers   int
+	PolicyWorkers   int
+	// Clock defaults to the real clock.
+	Clock clock.PassiveClock
+	// NewClient lets tests wrap the client (e.g. to count writes).
+	NewClient client.NewClientFunc
+	// SkipNameValidation allows several managers in one test process.
+	SkipNameValidation bool
+}
+
+// Scheme returns the scheme medseg uses: client-go, medseg and Cilium v2.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, ciliumv2.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// New builds the manager with both reconcilers registered.
+func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, error) {
+	s, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	if c.LeaderElectionID == "" {
+		c.LeaderElectionID = "medseg.medseg.io"
+	}
+	cacheOpts := cache.Options{}
+	if len(c.WatchNamespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range c.WatchNamespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	opts := ctrl.Options{
+		Scheme:                        s,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		HealthProbeBindAddress:        c.ProbeAddr,
+		LeaderElection:                c.LeaderElection,
+		LeaderElectionID:              c.LeaderElectionID,
+		LeaderElectionNamespace:       c.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptrDuration(30 * time.Second),
+		NewClient:                     c.NewClient,
+	}
+	if c.SkipNameValidation {
+		t := true
+		opts.Controller.SkipNameValidation = &t
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := controllers.SetupIndexes(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("registering indexes: %w", err)
+	}
+	var reg = metrics.Registry
+	if c.SkipNameValidation {
+		reg = nil // several managers in one test process would register twice
+	}
+	m := controllers.NewMetrics(reg)
+	copts := controllers.Options{DeviceWorkers: c.DeviceWorkers, PolicyWorkers: c.PolicyWorkers}
+	if err := (&controllers.MedicalDeviceReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Metrics: m,
+	}).SetupWithManager(mgr, copts); err != nil {
+		return nil, fmt.Errorf("setting up the MedicalDevice controller: %w", err)
+	}
+	if err := (&controllers.SegmentPolicyReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Metrics: m,
+	}).SetupWithManager(mgr, copts); err != nil {
+		return nil, fmt.Errorf("setting up the SegmentPolicy controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return fmt.Errorf("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }
