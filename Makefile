@@ -41,6 +41,8 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=medseg-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	cp config/crd/bases/*.yaml charts/medseg/files/crds/
+	cp config/rbac/role.yaml charts/medseg/files/rbac/role.yaml
 
 .PHONY: fmt
 fmt: ## gofmt the tree.
@@ -56,9 +58,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the committed output differs; vet and lint.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; fi
+		git status --porcelain -- api config charts; git --no-pager diff --stat -- api config charts; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
@@ -76,8 +78,8 @@ envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their 
 
 .PHONY: build
 build: ## Build the manager and the kubectl plugin.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/manager .
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/manager .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
 
 .PHONY: demo
 demo: ## Run the whole story on a local control plane (no cluster, no internet).
