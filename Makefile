@@ -19,8 +19,8 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Tests that need a real API server read KUBEBUILDER_ASSETS; hack/envtest-assets.sh builds the
-# binaries once and caches them outside the repository.
-ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/envtest-assets.sh)
+# binaries once and caches them outside the repository, and prints their directory.
+ENVTEST_ASSETS_CMD = K8S_VERSION=$(K8S_VERSION) hack/envtest-assets.sh
 
 .PHONY: all
 all: build
@@ -68,11 +68,12 @@ verify: generate manifests ## Regenerate everything and fail if the committed ou
 
 .PHONY: test
 test: ## Run all tests against a real kube-apiserver and etcd (built from source on first run).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test ./... -count=1 -timeout 20m
+	assets="$$($(ENVTEST_ASSETS_CMD))"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: envtest
 envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their directory.
-	@K8S_VERSION=$(K8S_VERSION) hack/envtest-assets.sh
+	@$(ENVTEST_ASSETS_CMD)
 
 ##@ Build
 
