@@ -7,23 +7,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/drift"
 	"github.com/medseg/medseg/internal/plan"
+	"github.com/medseg/medseg/internal/render"
 )
 
 // MedicalDeviceReconciler assesses a device, renders its CiliumNetworkPolicy, enforces it and
@@ -41,6 +46,7 @@ type MedicalDeviceReconciler struct {
 // +kubebuilder:rbac:groups=medseg.io,resources=segmentpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumnetworkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces;pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // observed is what a device's decision depends on besides the device itself.
@@ -51,6 +57,8 @@ type observed struct {
 	// without medseg.io/gateway: "true".
 	gatewayPods, unlabelled int
 	conflicts               []string
+	// foreign are the policies medseg does not own that concern the device (drift.ForDevice).
+	foreign []drift.Finding
 }
 
 // Reconcile reads like its steps: get the device, observe its surroundings, plan (pure),
@@ -72,7 +80,8 @@ func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	p, planErr := plan.Device(plan.Input{Device: dev, Policies: obs.policies, Namespaces: obs.namespaces, Now: now})
+	p, planErr := plan.Device(plan.Input{Device: dev, Policies: obs.policies, Namespaces: obs.namespaces,
+		Widened: drift.Widening(obs.foreign), Now: now})
 
 	st := &deviceStatus{old: dev.Status.DeepCopy(), now: now, dev: dev, plan: p, obs: obs}
 	var enforceErr error
@@ -112,6 +121,7 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 	for _, ns := range nss.Items {
 		obs.namespaces[ns.Name] = ns.Labels
 	}
+	var gatewayLabels []map[string]string
 	if sel, err := metav1.LabelSelectorAsSelector(&dev.Spec.Gateway.PodSelector); err == nil {
 		var pods metav1.PartialObjectMetadataList
 		pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
@@ -122,9 +132,16 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 		for _, pod := range pods.Items {
 			if pod.Labels[v1alpha1.LabelGateway] != "true" {
 				obs.unlabelled++
+				continue
 			}
+			gatewayLabels = append(gatewayLabels, pod.Labels)
 		}
 	}
+	foreign, err := r.foreignPolicies(ctx, dev, obs, gatewayLabels)
+	if err != nil {
+		return nil, err
+	}
+	obs.foreign = foreign
 	for _, a := range dev.Spec.Network.Addresses {
 		var same v1alpha1.MedicalDeviceList
 		if err := r.List(ctx, &same, client.MatchingFields{indexAddress: a}); err != nil {
@@ -138,6 +155,48 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 	}
 	sort.Strings(obs.conflicts)
 	return obs, nil
+}
+
+// foreignPolicies finds the policies medseg does not own that select the device's gateway or
+// open its addresses (internal/drift), from the cache.
+func (r *MedicalDeviceReconciler) foreignPolicies(ctx context.Context, dev *v1alpha1.MedicalDevice, obs *observed, gatewayLabels []map[string]string) ([]drift.Finding, error) {
+	var pols drift.Policies
+	var cnps ciliumv2.CiliumNetworkPolicyList
+	if err := r.List(ctx, &cnps); err != nil {
+		return nil, err
+	}
+	var ccnps ciliumv2.CiliumClusterwideNetworkPolicyList
+	if err := r.List(ctx, &ccnps); err != nil {
+		return nil, err
+	}
+	var nps networkingv1.NetworkPolicyList
+	if err := r.List(ctx, &nps); err != nil {
+		return nil, err
+	}
+	pols.CNPs, pols.CCNPs, pols.NetworkPolicies = cnps.Items, ccnps.Items, nps.Items
+	pols.OwnedGuards = map[string]types.UID{}
+	var nets []netip.Prefix
+	for _, p := range obs.policies {
+		pols.OwnedGuards[render.GuardObjectName(p.Name)] = p.UID
+		for _, n := range p.Spec.DeviceNetworks {
+			if pfx, err := netip.ParsePrefix(n); err == nil {
+				nets = append(nets, pfx.Masked())
+			}
+		}
+	}
+	d := drift.Device{
+		Namespace: dev.Namespace, Name: dev.Name, UID: dev.UID,
+		Gateways: drift.GatewayWorkloads(dev.Namespace, obs.namespaces[dev.Namespace], dev.Spec.Gateway.PodSelector, gatewayLabels),
+	}
+	for _, f := range dev.Spec.Flows {
+		d.GatewayPorts = append(d.GatewayPorts, f.GatewayPort)
+	}
+	for _, a := range dev.Spec.Network.Addresses {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			d.Addresses = append(d.Addresses, ip)
+		}
+	}
+	return drift.ForDevice(d, pols, nets), nil
 }
 
 // enforce applies the device's CiliumNetworkPolicy under Enforce and removes it under Audit.
@@ -263,15 +322,22 @@ func (st *deviceStatus) build(planErr, enforceErr error) {
 		s.Segmentation.LastAppliedAt = &now
 	}
 
-	drift := st.old.Drift.DeepCopy()
-	if st.applied == repaired {
-		if drift == nil {
-			drift = &v1alpha1.DriftStatus{}
-		}
-		drift.Repairs++
-		drift.LastRepairAt = &now
+	ds := st.old.Drift.DeepCopy()
+	if ds == nil {
+		ds = &v1alpha1.DriftStatus{}
 	}
-	s.Drift = drift
+	if st.applied == repaired {
+		ds.Repairs++
+		ds.LastRepairAt = &now
+	}
+	ds.ForeignPolicies = nil
+	for _, f := range st.obs.foreign {
+		ds.ForeignPolicies = append(ds.ForeignPolicies, v1alpha1.ForeignPolicy{Kind: f.Kind, Namespace: f.Namespace, Name: f.Name, Widens: f.Widens, Reason: f.Reason})
+	}
+	if ds.Repairs == 0 && len(ds.ForeignPolicies) == 0 {
+		ds = nil
+	}
+	s.Drift = ds
 
 	mode := v1alpha1.Mode("")
 	reason := segMsg
@@ -297,6 +363,9 @@ func (st *deviceStatus) segmented(enforceErr error) (bool, string, string, outco
 	case enforceErr != nil:
 		msg := enforceErr.Error()
 		return false, v1alpha1.ReasonApplyFailed, msg, outcome{progressing: true, reason: v1alpha1.ReasonApplyFailed, message: msg}
+	case drift.Widening(st.obs.foreign) != "":
+		return stalled(v1alpha1.ReasonForeignPolicyWidens, "a policy medseg does not own widens access: "+drift.Widening(st.obs.foreign)+
+			"; medseg does not delete it, remove or narrow it")
 	case st.obs.namespaces[st.dev.Namespace][v1alpha1.LabelGatewayNamespace] != "true":
 		return stalled(v1alpha1.ReasonGatewayNamespaceNotLabelled, fmt.Sprintf(
 			"namespace %s is not labelled %s=true: the guard cuts its gateways off the device networks; ask the platform team to label it",

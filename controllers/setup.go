@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"strings"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	policyapi "github.com/cilium/cilium/pkg/policy/api"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -67,6 +70,9 @@ func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
 			builder.OnlyMetadata, builder.WithPredicates(podLabelsChanged())).
 		Watches(&v1alpha1.MedicalDevice{}, addressPeers{r.Client}).
+		Watches(&ciliumv2.CiliumNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy), builder.WithPredicates(notOwnedByMedseg())).
+		Watches(&ciliumv2.CiliumClusterwideNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy), builder.WithPredicates(notOwnedByMedseg())).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.DeviceWorkers)}).
 		Complete(r)
 }
@@ -104,6 +110,62 @@ func (r *MedicalDeviceReconciler) devicesOfPolicy(ctx context.Context, o client.
 		out = append(out, reconcile.Request{NamespacedName: k})
 	}
 	return out
+}
+
+// devicesConcernedBy maps a foreign policy to the devices it may concern: the devices of its
+// namespace (it may select their gateways); every device when it is clusterwide or names
+// CIDRs (it may open device addresses from anywhere).
+func (r *MedicalDeviceReconciler) devicesConcernedBy(ctx context.Context, o client.Object) []reconcile.Request {
+	wide := o.GetNamespace() == ""
+	switch p := o.(type) {
+	case *ciliumv2.CiliumNetworkPolicy:
+		wide = wide || namesCIDRs(p.Spec, p.Specs)
+	case *networkingv1.NetworkPolicy:
+		for _, e := range p.Spec.Egress {
+			for _, to := range e.To {
+				wide = wide || to.IPBlock != nil
+			}
+		}
+	}
+	if !wide {
+		return r.devicesInNamespace(ctx, o)
+	}
+	var devs v1alpha1.MedicalDeviceList
+	if err := r.List(ctx, &devs); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(devs.Items))
+	for _, d := range devs.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}})
+	}
+	return out
+}
+
+func namesCIDRs(spec *policyapi.Rule, specs policyapi.Rules) bool {
+	rules := append(policyapi.Rules{spec}, specs...)
+	for _, r := range rules {
+		if r == nil {
+			continue
+		}
+		for _, e := range r.Egress {
+			if len(e.ToCIDR) > 0 || len(e.ToCIDRSet) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// notOwnedByMedseg drops events of medseg's own policies (managed-by label and a controller
+// reference into medseg.io); Owns watches handle those.
+func notOwnedByMedseg() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		if o.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
+			return true
+		}
+		ref := metav1.GetControllerOf(o)
+		return ref == nil || !strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/")
+	})
 }
 
 func (r *MedicalDeviceReconciler) devicesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {

@@ -17,7 +17,10 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 )
 
-const timeout = 30 * time.Second
+const (
+	timeout      = 30 * time.Second
+	pollInterval = 100 * time.Millisecond
+)
 
 // TestSmallHospitalEndToEnd runs the operator against the sample hospital: policies and guards
 // appear, a KEV entry applied by a scanner's field manager tightens the pump, an exception caps
