@@ -83,10 +83,9 @@ build: ## Build the manager and the kubectl plugin.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
 
 .PHONY: demo
-demo: ## Run the whole story on a local control plane (no cluster, no internet).
-	@echo "make demo: not implemented yet (issue 7). It will start a local kube-apiserver and etcd,"
-	@echo "run medseg against a sample hospital and walk through risk, enforcement and drift."
-	@exit 1
+demo: ## Run the whole story on a local control plane (no cluster, no internet). DEMO_KEEP=1 keeps it up.
+	@assets="$$($(ENVTEST_ASSETS_CMD))"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/demo
 
 ##@ Tools
 

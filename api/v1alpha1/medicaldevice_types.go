@@ -345,6 +345,17 @@ type SSVCInput struct {
 	Source string `json:"source,omitempty"`
 }
 
+// String renders the input as "Value (source)".
+func (i *SSVCInput) String() string {
+	if i == nil {
+		return ""
+	}
+	if i.Source == "" {
+		return i.Value
+	}
+	return i.Value + " (" + i.Source + ")"
+}
+
 // RiskStatus is the device's SSVC assessment with its explanation.
 type RiskStatus struct {
 	// priority is the highest SSVC deployer priority over the device's assessed

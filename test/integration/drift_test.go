@@ -32,7 +32,7 @@ func TestForeignPolicyWidensAndIsReported(t *testing.T) {
 	monitor := types.NamespacedName{Namespace: icu, Name: "patient-monitor-bed-12"}
 	g.Eventually(func(g Gomega) {
 		d := getDevice(g, monitor)
-		g.Expect(condition(d, v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonSegmented))
+		g.Expect(segReason(d)).To(Equal(v1alpha1.ReasonSegmented))
 		g.Expect(d.Status.Risk.Priority).To(Equal(v1alpha1.PriorityScheduled))
 		g.Expect(d.Status.Segmentation.Mode).To(Equal(v1alpha1.ModeStandard))
 	}, timeout, pollInterval).Should(Succeed())
@@ -53,7 +53,7 @@ func TestForeignPolicyWidensAndIsReported(t *testing.T) {
 		g.Expect(d.Status.Drift).NotTo(BeNil())
 		g.Expect(d.Status.Drift.ForeignPolicies).To(ContainElement(v1alpha1.ForeignPolicy{
 			Kind: "NetworkPolicy", Namespace: icu, Name: "scrape-gateways", Reason: "selects the gateway without widening access"}))
-		g.Expect(condition(d, v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonSegmented))
+		g.Expect(segReason(d)).To(Equal(v1alpha1.ReasonSegmented))
 	}, timeout, pollInterval).Should(Succeed())
 
 	open := &ciliumv2.CiliumNetworkPolicy{
@@ -76,13 +76,13 @@ func TestForeignPolicyWidensAndIsReported(t *testing.T) {
 			Kind: "CiliumNetworkPolicy", Namespace: icu, Name: "temporary-migration", Widens: true, Reason: "opens the gateway to world"}))
 	}, timeout, pollInterval).Should(Succeed())
 	// The pump in the same namespace is not affected: the rule selects only the monitor's gateway.
-	g.Expect(condition(getDevice(g, types.NamespacedName{Namespace: icu, Name: "infusion-pump-bed-12"}), v1alpha1.ConditionSegmented).Reason).
+	g.Expect(segReason(getDevice(g, types.NamespacedName{Namespace: icu, Name: "infusion-pump-bed-12"}))).
 		To(Equal(v1alpha1.ReasonSegmented))
 
 	g.Expect(env.Client.Delete(ctx, open)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		d := getDevice(g, monitor)
-		g.Expect(condition(d, v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonSegmented))
+		g.Expect(segReason(d)).To(Equal(v1alpha1.ReasonSegmented))
 		g.Expect(d.Status.Risk.Priority).To(Equal(v1alpha1.PriorityScheduled))
 		g.Expect(d.Status.Segmentation.Mode).To(Equal(v1alpha1.ModeStandard))
 		g.Expect(d.Status.Drift.ForeignPolicies).To(HaveLen(1))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,7 +19,7 @@ import (
 // writes.
 func TestGoldenObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 	ctx := context.Background()
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "icu"}}); err != nil {
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "render-golden"}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "internal", "render", "testdata")}, nil)
@@ -30,6 +31,12 @@ func TestGoldenObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 		u := o.Object.DeepCopy()
 		// Owner UIDs in golden files are fixtures; the server would garbage-collect dangling ones.
 		u.SetOwnerReferences(nil)
+		// Their own namespace and names, so they never meet the objects of other tests.
+		if u.GetNamespace() != "" {
+			u.SetNamespace("render-golden")
+		} else {
+			u.SetName("golden-" + u.GetName())
+		}
 		kinds[u.GetKind()]++
 		if err := env.Client.Create(ctx, u, client.DryRunAll); err != nil {
 			t.Errorf("%s: %s %s rejected: %v", o.Source, u.GetKind(), u.GetName(), err)

@@ -214,3 +214,11 @@ func eventReasons(g gomega.Gomega, ns, name string) []string {
 	}
 	return out
 }
+
+// segReason is the Segmented condition's reason, or "" before medseg wrote it.
+func segReason(d *v1alpha1.MedicalDevice) string {
+	if c := condition(d, v1alpha1.ConditionSegmented); c != nil {
+		return c.Reason
+	}
+	return ""
+}

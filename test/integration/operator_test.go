@@ -41,7 +41,7 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 		g.Eventually(func(g Gomega) {
 			d := getDevice(g, k)
 			g.Expect(condition(d, v1alpha1.ConditionReady)).NotTo(BeNil())
-			g.Expect(condition(d, v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonSegmented), "%s: %+v", k, d.Status.Conditions)
+			g.Expect(segReason(d)).To(Equal(v1alpha1.ReasonSegmented), "%s: %+v", k, d.Status.Conditions)
 			g.Expect(kstatusOf(g, d)).To(Equal(status.CurrentStatus))
 			g.Expect(d.Status.Segmentation.AppliedObjects).To(HaveLen(1))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
@@ -176,7 +176,7 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 		setEnforcement(g, diag, v1alpha1.EnforcementEnforce)
 		g.Eventually(func(g Gomega) {
 			getCNP(g, ct.Namespace, "medseg-ct-scanner-1")
-			g.Expect(condition(getDevice(g, ct), v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonSegmented))
+			g.Expect(segReason(getDevice(g, ct))).To(Equal(v1alpha1.ReasonSegmented))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
 	})
 
@@ -210,7 +210,7 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 		g.Expect(env.Client.Delete(ctx, &p)).To(Succeed())
 		g.Eventually(func(g Gomega) {
 			d := getDevice(g, lab)
-			g.Expect(condition(d, v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonNoSegmentPolicy))
+			g.Expect(segReason(d)).To(Equal(v1alpha1.ReasonNoSegmentPolicy))
 			g.Expect(condition(d, v1alpha1.ConditionSegmented).Message).To(ContainSubstring("kept in place"))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
 		getCNP(g, lab.Namespace, "medseg-chemistry-analyser-2")
@@ -230,13 +230,13 @@ func TestAddressConflictIsReportedOnBothDevices(t *testing.T) {
 	updateDevice(g, monitor, func(m *v1alpha1.MedicalDevice) { m.Spec.Network.Addresses = []string{"10.20.1.12"} }) // the pump's
 	for _, k := range []types.NamespacedName{pump, monitor} {
 		g.Eventually(func(g Gomega) {
-			g.Expect(condition(getDevice(g, k), v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonAddressConflict))
+			g.Expect(segReason(getDevice(g, k))).To(Equal(v1alpha1.ReasonAddressConflict))
 		}, timeout, 100*time.Millisecond).Should(Succeed(), k.String())
 	}
 	updateDevice(g, monitor, func(m *v1alpha1.MedicalDevice) { m.Spec.Network.Addresses = []string{"10.20.2.12"} })
 	for _, k := range []types.NamespacedName{pump, monitor} {
 		g.Eventually(func(g Gomega) {
-			g.Expect(condition(getDevice(g, k), v1alpha1.ConditionSegmented).Reason).To(Equal(v1alpha1.ReasonSegmented))
+			g.Expect(segReason(getDevice(g, k))).To(Equal(v1alpha1.ReasonSegmented))
 		}, timeout, 100*time.Millisecond).Should(Succeed(), k.String())
 	}
 }

@@ -1,0 +1,517 @@
+// Package demo tells medseg's story against a running API server with the operator running:
+// the sample hospital is applied, then a KEV update, a foreign allow rule, a deleted policy and
+// an expiring exception each show what medseg does. Every step checks its own outcome and
+// fails loudly when the operator did not do its job. hack/demo runs it for `make demo`; an
+// envtest test runs it too, so the demo cannot rot.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	slimmetav1 "github.com/cilium/cilium/pkg/k8s/slim/k8s/apis/meta/v1"
+	policyapi "github.com/cilium/cilium/pkg/policy/api"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/manifest"
+)
+
+// Options configure a run.
+type Options struct {
+	Out     io.Writer
+	Client  client.Client
+	Samples string // config/samples
+	// Timeout bounds each step's wait for the operator.
+	Timeout time.Duration
+	// ExceptionWindow is how long the NICU camera's exception stays active in the last step.
+	ExceptionWindow time.Duration
+}
+
+type story struct {
+	Options
+	ctx   context.Context
+	steps int
+	step  int
+	// note is printed after the current wait succeeds.
+	note string
+}
+
+var (
+	pump    = types.NamespacedName{Namespace: "icu", Name: "infusion-pump-bed-12"}
+	monitor = types.NamespacedName{Namespace: "icu", Name: "patient-monitor-bed-12"}
+	camera  = types.NamespacedName{Namespace: "nicu", Name: "nicu-camera-bay-3"}
+)
+
+// Run tells the story. It returns an error naming the step whose outcome did not happen.
+func Run(ctx context.Context, o Options) error {
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.ExceptionWindow == 0 {
+		o.ExceptionWindow = 10 * time.Second
+	}
+	s := &story{Options: o, ctx: ctx, steps: 6}
+	for _, f := range []func() error{s.hospital, s.policies, s.kev, s.foreign, s.repair, s.exception} {
+		if err := f(); err != nil {
+			return fmt.Errorf("step %d: %w", s.step, err)
+		}
+	}
+	return nil
+}
+
+func (s *story) header(title string, lines ...string) {
+	s.step++
+	fmt.Fprintf(s.Out, "\n━━ Step %d/%d: %s\n", s.step, s.steps, title)
+	for _, l := range lines {
+		fmt.Fprintf(s.Out, "   %s\n", l)
+	}
+	fmt.Fprintln(s.Out)
+}
+
+func (s *story) say(format string, args ...any) { fmt.Fprintf(s.Out, "   "+format+"\n", args...) }
+
+// waitFor polls check until it reports done, printing progress; on timeout it returns the last
+// reason check gave.
+func (s *story) waitFor(what string, check func() (bool, string, error)) error {
+	start := time.Now()
+	fmt.Fprintf(s.Out, "   … %s", what)
+	last := ""
+	s.note = ""
+	for {
+		done, why, err := check()
+		if err == nil && done {
+			fmt.Fprintf(s.Out, "\r   ✓ %s (%.1fs)\n", what, time.Since(start).Seconds())
+			if s.note != "" {
+				s.say("%s", s.note)
+			}
+			return nil
+		}
+		if err != nil {
+			why = err.Error()
+		}
+		last = why
+		if time.Since(start) > s.Timeout {
+			fmt.Fprintf(s.Out, "\r   ✗ %s\n", what)
+			return fmt.Errorf("the operator did not %s within %s: %s", what, s.Timeout, last)
+		}
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (s *story) device(k types.NamespacedName) (*v1alpha1.MedicalDevice, error) {
+	var d v1alpha1.MedicalDevice
+	err := s.Client.Get(s.ctx, k, &d)
+	return &d, err
+}
+
+func segmented(d *v1alpha1.MedicalDevice) *metav1.Condition {
+	return meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionSegmented)
+}
+
+// Step 1: apply the sample hospital and wait until every device is segmented.
+func (s *story) hospital() error {
+	s.header("The hospital",
+		"A sample hospital from config/samples: care-area namespaces labelled as gateway namespaces,",
+		"two SegmentPolicies (critical care, diagnostics), and five devices. Gateway proxies run as",
+		"pods labelled medseg.io/gateway=true; here they are stand-in pods (no kubelet runs them).")
+	objs, err := manifest.Read([]string{s.Samples}, nil)
+	if err != nil {
+		return err
+	}
+	order := map[string]int{"Namespace": 0, "SegmentPolicy": 1}
+	sort.SliceStable(objs, func(i, j int) bool { return rank(order, objs[i]) < rank(order, objs[j]) })
+	var devices []types.NamespacedName
+	for _, o := range objs {
+		u := o.Object
+		if err := s.apply(u.DeepCopy()); err != nil {
+			return fmt.Errorf("applying %s: %w", o.Source, err)
+		}
+		s.say("created %s %s", u.GetKind(), qualified(u.GetNamespace(), u.GetName()))
+		if u.GetKind() == "MedicalDevice" {
+			devices = append(devices, types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
+		}
+	}
+	for _, k := range devices {
+		d, err := s.device(k)
+		if err != nil {
+			return err
+		}
+		lbls := map[string]string{v1alpha1.LabelGateway: "true"}
+		for kk, vv := range d.Spec.Gateway.PodSelector.MatchLabels {
+			lbls[kk] = vv
+		}
+		pod := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "gateway-" + d.Name, "namespace": d.Namespace, "labels": toAny(lbls)},
+			"spec":     map[string]any{"containers": []any{map[string]any{"name": "proxy", "image": "registry.hospital.local/gateway:1.0"}}},
+		}}
+		if err := s.apply(pod); err != nil {
+			return fmt.Errorf("creating gateway pod: %w", err)
+		}
+	}
+	s.say("created %d gateway pods", len(devices))
+	fmt.Fprintln(s.Out)
+	err = s.waitFor("assess and segment every device", func() (bool, string, error) {
+		for _, k := range devices {
+			d, err := s.device(k)
+			if err != nil {
+				return false, "", err
+			}
+			if c := segmented(d); c == nil || c.Reason != v1alpha1.ReasonSegmented || d.Status.ObservedGeneration != d.Generation {
+				return false, k.String() + " is not segmented yet", nil
+			}
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(s.Out, "\n   $ kubectl get mdev -A")
+	if err := s.deviceTable(); err != nil {
+		return err
+	}
+	s.say("")
+	s.say("Priority is the CERT/CC SSVC deployer decision, not CVSS: the CT scanner's CVSS 9.8 with")
+	s.say("EPSS 0.95 counts as actively exploited, but it only talks DICOM inside the cluster and its")
+	s.say("human impact is low, so it is Scheduled. The NICU camera's actively exploited bug makes it")
+	s.say("OutOfCycle, which critical care quarantines; a clinician's exception keeps it Restricted.")
+	return nil
+}
+
+// apply is `kubectl apply --server-side --field-manager=medseg-demo`.
+func (s *story) apply(u *unstructured.Unstructured) error {
+	return s.Client.Apply(s.ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("medseg-demo"), client.ForceOwnership)
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func rank(order map[string]int, o manifest.Object) int {
+	if r, ok := order[o.Object.GetKind()]; ok {
+		return r
+	}
+	return 9
+}
+
+func (s *story) deviceTable() error {
+	var devs v1alpha1.MedicalDeviceList
+	if err := s.Client.List(s.ctx, &devs); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "   NAMESPACE\tNAME\tTYPE\tPRIORITY\tMODE\tSEGMENTED\tWHY")
+	for _, d := range devs.Items {
+		prio, mode, seg, why := "-", "-", "-", ""
+		if d.Status.Risk != nil {
+			prio = string(d.Status.Risk.Priority)
+			if d.Status.Risk.DecidingVulnerability != "" {
+				why = d.Status.Risk.DecidingVulnerability + ": Exploitation=" + d.Status.Risk.Exploitation.String()
+			} else {
+				why = fmt.Sprintf("no Affected vulnerability (%d Fixed/NotAffected by VEX)", d.Status.Risk.IgnoredVulnerabilities)
+			}
+		}
+		if d.Status.Segmentation != nil {
+			mode = string(d.Status.Segmentation.Mode)
+		}
+		if c := segmented(&d); c != nil {
+			seg = string(c.Status)
+		}
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Namespace, d.Name, d.Spec.Identity.DeviceType, prio, mode, seg, why)
+	}
+	return tw.Flush()
+}
+
+// Step 2: show the Cilium policies medseg wrote.
+func (s *story) policies() error {
+	s.header("The generated policies",
+		"One CiliumNetworkPolicy per device puts its gateway pods in default deny and allows exactly",
+		"the flows its mode permits; one guard per SegmentPolicy denies the device subnets to every",
+		"pod except gateways. Deny wins over allow in Cilium: no later allow rule reopens them.")
+	var cnps ciliumv2.CiliumNetworkPolicyList
+	if err := s.Client.List(s.ctx, &cnps, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
+		return err
+	}
+	var ccnps ciliumv2.CiliumClusterwideNetworkPolicyList
+	if err := s.Client.List(s.ctx, &ccnps, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
+		return err
+	}
+	if len(cnps.Items) < 5 || len(ccnps.Items) < 2 {
+		return fmt.Errorf("want 5 device policies and 2 guards, found %d and %d", len(cnps.Items), len(ccnps.Items))
+	}
+	for _, c := range ccnps.Items {
+		s.say("CiliumClusterwideNetworkPolicy %s: egressDeny %s for every pod but gateways", c.Name, strings.Join(cidrs(c.Specs[0].EgressDeny[0].ToCIDR), ", "))
+	}
+	for _, c := range cnps.Items {
+		s.say("CiliumNetworkPolicy %s/%s: %s", c.Namespace, c.Name, rulesSummary(c.Spec))
+	}
+	return nil
+}
+
+func cidrs(c policyapi.CIDRSlice) []string {
+	out := make([]string, len(c))
+	for i, x := range c {
+		out[i] = string(x)
+	}
+	return out
+}
+
+func rulesSummary(r *policyapi.Rule) string {
+	var parts []string
+	for _, in := range r.Ingress {
+		from := "pods"
+		if len(in.FromCIDR) > 0 {
+			from = strings.Join(cidrs(in.FromCIDR), ",")
+		}
+		parts = append(parts, fmt.Sprintf("in %s from %s", portsOf(in.ToPorts), from))
+	}
+	for _, eg := range r.Egress {
+		to := "pods"
+		if len(eg.ToCIDR) > 0 {
+			to = strings.Join(cidrs(eg.ToCIDR), ",")
+		}
+		parts = append(parts, fmt.Sprintf("out %s to %s", portsOf(eg.ToPorts), to))
+	}
+	if len(r.EgressDeny) > 0 {
+		parts = append(parts, "deny the device both ways")
+	}
+	return strings.Join(parts, "; ")
+}
+
+func portsOf(prs policyapi.PortRules) string {
+	var out []string
+	for _, pr := range prs {
+		for _, p := range pr.Ports {
+			out = append(out, p.Port+"/"+string(p.Protocol))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Step 3: a KEV update through server-side apply tightens the pump.
+func (s *story) kev() error {
+	s.header("A KEV feed update tightens the infusion pump",
+		"CISA adds the pump's vulnerability to the Known Exploited Vulnerabilities catalog. The feed",
+		"integration applies it with server-side apply under its own field manager, so it owns",
+		"only its own entry of spec.vulnerabilities and never fights the team that owns the device.")
+	kev := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "medseg.io/v1alpha1", "kind": "MedicalDevice",
+		"metadata": map[string]any{"name": pump.Name, "namespace": pump.Namespace},
+		"spec": map[string]any{"vulnerabilities": []any{map[string]any{
+			"id": "CVE-2025-10001", "cvss": "7.5", "epss": "0.04", "knownExploited": true, "source": "cisa-kev"}}},
+	}}
+	if err := s.Client.Apply(s.ctx, client.ApplyConfigurationFromUnstructured(kev), client.FieldOwner("cisa-kev-feed"), client.ForceOwnership); err != nil {
+		return err
+	}
+	s.say("$ kubectl apply --server-side --field-manager=cisa-kev-feed  (knownExploited: true)")
+	fmt.Fprintln(s.Out)
+	var d *v1alpha1.MedicalDevice
+	err := s.waitFor("raise the pump to Immediate and quarantine it", func() (bool, string, error) {
+		var err error
+		if d, err = s.device(pump); err != nil {
+			return false, "", err
+		}
+		if d.Status.Segmentation == nil || d.Status.Segmentation.Mode != v1alpha1.ModeQuarantine {
+			return false, "pump is not in Quarantine", nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	s.say("status.risk.summary: %s", d.Status.Risk.Summary)
+	s.say("status.segmentation.modeReason: %s", d.Status.Segmentation.ModeReason)
+	for _, b := range d.Status.Segmentation.BlockedFlows {
+		s.say("blocked flow %s: %s", b.Name, b.Message)
+	}
+	var cnp ciliumv2.CiliumNetworkPolicy
+	if err := s.Client.Get(s.ctx, types.NamespacedName{Namespace: pump.Namespace, Name: "medseg-" + pump.Name}, &cnp); err != nil {
+		return err
+	}
+	s.say("CiliumNetworkPolicy now: %s", rulesSummary(cnp.Spec))
+	return s.waitFor("record the ModeChanged event", s.hasEvent(pump, v1alpha1.EventModeChanged))
+}
+
+func (s *story) hasEvent(k types.NamespacedName, reason string) func() (bool, string, error) {
+	return func() (bool, string, error) {
+		var evs corev1.EventList
+		if err := s.Client.List(s.ctx, &evs, client.InNamespace(k.Namespace)); err != nil {
+			return false, "", err
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == k.Name && e.Reason == reason {
+				s.note = fmt.Sprintf("Event %s %s: %s", e.Type, e.Reason, e.Message)
+				return true, "", nil
+			}
+		}
+		return false, "no " + reason + " event yet", nil
+	}
+}
+
+// Step 4: a foreign allow rule is detected and raises the monitor's priority.
+func (s *story) foreign() error {
+	s.header("A hand-made allow rule is detected",
+		"Someone adds a 'temporary' CiliumNetworkPolicy that opens the patient monitor's gateway to",
+		"the world. medseg does not delete what it does not own: it reports the policy on the device,",
+		"treats its exposure as Open, and the SSVC priority rises with it.")
+	open := &ciliumv2.CiliumNetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "temporary-vendor-access", Namespace: monitor.Namespace},
+		Spec: &policyapi.Rule{
+			EndpointSelector: policyapi.EndpointSelector{LabelSelector: &slimmetav1.LabelSelector{MatchLabels: map[string]string{"app": "monitor-gateway"}}},
+			Ingress:          []policyapi.IngressRule{{IngressCommonRule: policyapi.IngressCommonRule{FromEntities: policyapi.EntitySlice{policyapi.EntityWorld}}}},
+		},
+	}
+	if err := s.Client.Create(s.ctx, open); err != nil {
+		return err
+	}
+	s.say("$ kubectl apply -f temporary-vendor-access.yaml   (fromEntities: [world])")
+	fmt.Fprintln(s.Out)
+	var d *v1alpha1.MedicalDevice
+	err := s.waitFor("report ForeignPolicyWidens and raise the monitor's priority", func() (bool, string, error) {
+		var err error
+		if d, err = s.device(monitor); err != nil {
+			return false, "", err
+		}
+		c := segmented(d)
+		if c == nil || c.Reason != v1alpha1.ReasonForeignPolicyWidens || d.Status.Risk.Priority != v1alpha1.PriorityOutOfCycle {
+			return false, "monitor not yet reported", nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	s.say("Segmented=False %s: %s", segmented(d).Reason, segmented(d).Message)
+	s.say("exposure %s; priority %s; mode %s", d.Status.Risk.Exposure, d.Status.Risk.Priority, d.Status.Segmentation.Mode)
+	fmt.Fprintln(s.Out)
+	s.say("The platform team removes the rule:")
+	if err := s.Client.Delete(s.ctx, open); err != nil {
+		return err
+	}
+	return s.waitFor("restore the monitor to Scheduled and Standard", func() (bool, string, error) {
+		d, err := s.device(monitor)
+		if err != nil {
+			return false, "", err
+		}
+		c := segmented(d)
+		return c != nil && c.Reason == v1alpha1.ReasonSegmented && d.Status.Risk.Priority == v1alpha1.PriorityScheduled, "not restored yet", nil
+	})
+}
+
+// Step 5: a deleted CNP is put back.
+func (s *story) repair() error {
+	s.header("A deleted policy is repaired",
+		"Someone deletes the pump's CiliumNetworkPolicy. medseg watches what it owns and puts it back",
+		"at once, counting the repair in status.drift.repairs.")
+	var cnp ciliumv2.CiliumNetworkPolicy
+	key := types.NamespacedName{Namespace: pump.Namespace, Name: "medseg-" + pump.Name}
+	if err := s.Client.Get(s.ctx, key, &cnp); err != nil {
+		return err
+	}
+	if err := s.Client.Delete(s.ctx, &cnp); err != nil {
+		return err
+	}
+	s.say("$ kubectl -n icu delete cnp medseg-infusion-pump-bed-12")
+	fmt.Fprintln(s.Out)
+	err := s.waitFor("recreate the policy and count the repair", func() (bool, string, error) {
+		var again ciliumv2.CiliumNetworkPolicy
+		if err := s.Client.Get(s.ctx, key, &again); err != nil {
+			return false, "policy not back yet", nil
+		}
+		d, err := s.device(pump)
+		if err != nil {
+			return false, "", err
+		}
+		return d.Status.Drift != nil && d.Status.Drift.Repairs >= 1, "repair not counted yet", nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.waitFor("record the DriftRepaired event", s.hasEvent(pump, v1alpha1.EventDriftRepaired))
+}
+
+// Step 6: the NICU camera's exception expires on its own.
+func (s *story) exception() error {
+	s.header("An exception expires on its own",
+		"The NICU camera is OutOfCycle, which critical care quarantines; Dr. Okafor's exception keeps",
+		"its Clinical video feed open (maxMode Restricted). We shorten the exception so it ends in",
+		fmt.Sprintf("%s: medseg requeues at expiresAt and quarantines the camera without any other event.", s.ExceptionWindow))
+	now := time.Now().UTC().Truncate(time.Second)
+	expires := now.Add(s.ExceptionWindow)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var p v1alpha1.SegmentPolicy
+		if err := s.Client.Get(s.ctx, types.NamespacedName{Name: "critical-care"}, &p); err != nil {
+			return err
+		}
+		for i := range p.Spec.Exceptions {
+			if p.Spec.Exceptions[i].Name == "nicu-camera-feed" {
+				p.Spec.Exceptions[i].ApprovedAt = metav1.NewTime(now.Add(-time.Hour))
+				p.Spec.Exceptions[i].ExpiresAt = metav1.NewTime(expires)
+			}
+		}
+		return s.Client.Update(s.ctx, &p)
+	})
+	if err != nil {
+		return err
+	}
+	err = s.waitFor("keep the camera Restricted while the exception is active", func() (bool, string, error) {
+		d, err := s.device(camera)
+		if err != nil {
+			return false, "", err
+		}
+		seg := d.Status.Segmentation
+		if seg == nil || seg.ActiveException == nil || !seg.ActiveException.ExpiresAt.Equal(&metav1.Time{Time: expires}) || seg.Mode != v1alpha1.ModeRestricted {
+			return false, "exception not in status yet", nil
+		}
+		s.note = fmt.Sprintf("activeException %s approved by %s until %s", seg.ActiveException.Name, seg.ActiveException.ApprovedBy, seg.ActiveException.ExpiresAt.UTC().Format(time.RFC3339))
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.waitFor("quarantine the camera when the exception expires", func() (bool, string, error) {
+		d, err := s.device(camera)
+		if err != nil {
+			return false, "", err
+		}
+		return d.Status.Segmentation != nil && d.Status.Segmentation.Mode == v1alpha1.ModeQuarantine && d.Status.Segmentation.ActiveException == nil,
+			"still " + string(d.Status.Segmentation.Mode), nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor("record the ExceptionExpired event", s.hasEvent(camera, v1alpha1.EventExceptionExpired)); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.Out, "\n   $ kubectl get mdev -A")
+	return s.deviceTable()
+}
+
+func qualified(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return filepath.Join(ns, name)
+}
