@@ -87,14 +87,17 @@ func run() error {
 		return err
 	}
 	fmt.Println("\n━━ Done: medseg assessed, segmented, tightened, detected, repaired and expired, as shown above.")
-	fmt.Println("\nKeep exploring (DEMO_KEEP=1 make demo keeps the control plane up until Ctrl-C):")
-	fmt.Printf("   export KUBECONFIG=%s\n", kcPath)
-	fmt.Println("   kubectl get medseg -A                 # devices and policies (category medseg)")
-	fmt.Println("   kubectl describe mdev -n icu infusion-pump-bed-12")
-	fmt.Println("   kubectl get cnp,ccnp -A               # the Cilium policies medseg owns")
-	fmt.Println("   go run ./cmd/kubectl-medseg assess -f config/samples   # the same decisions, offline")
-	if keep {
-		fmt.Println("\nDEMO_KEEP=1: the control plane and the operator stay up; press Ctrl-C to stop.")
+	fmt.Println("\nThe same decisions, offline, from the sample files:")
+	fmt.Println("   go run ./cmd/kubectl-medseg assess -f config/samples")
+	if !keep {
+		fmt.Println("\nTo explore the live hospital afterwards, run DEMO_KEEP=1 make demo; it stays up until Ctrl-C.")
+	} else {
+		fmt.Println("\nDEMO_KEEP=1: the control plane and the operator stay up until Ctrl-C. In another terminal:")
+		fmt.Printf("   export KUBECONFIG=%s\n", kcPath)
+		fmt.Println("   kubectl get medseg -A                 # devices and policies (category medseg)")
+		fmt.Println("   kubectl describe mdev -n icu infusion-pump-bed-12")
+		fmt.Println("   kubectl get cnp,ccnp -A               # the Cilium policies medseg owns")
+		fmt.Println("   go run ./cmd/kubectl-medseg audit     # the audit table, from the live cluster")
 		<-ctx.Done()
 	}
 	stopOperator()
