@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/drift"
 	"github.com/medseg/medseg/internal/render"
 )
 
@@ -86,7 +90,11 @@ func (r *SegmentPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.event(pol, corev1.EventTypeNormal, v1alpha1.EventEnforcementChange, "enforcement %s → %s", old.Enforcement, pol.Spec.Enforcement)
 	}
 	st.Enforcement = pol.Spec.Enforcement
-	if err := r.count(ctx, pol); err != nil {
+	addrs, err := r.count(ctx, pol)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.flatness(ctx, pol, addrs); err != nil {
 		return ctrl.Result{}, err
 	}
 	setReadiness(&st.Conditions, gen, o)
@@ -101,16 +109,23 @@ func (r *SegmentPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	return ctrl.Result{}, nil
 }
 
-// count fills the device counts from the devices whose status names this policy.
-func (r *SegmentPolicyReconciler) count(ctx context.Context, pol *v1alpha1.SegmentPolicy) error {
+// count fills the device counts from the devices whose status names this policy, and returns
+// their addresses (the probes of the flatness audit).
+func (r *SegmentPolicyReconciler) count(ctx context.Context, pol *v1alpha1.SegmentPolicy) ([]netip.Addr, error) {
 	var devs v1alpha1.MedicalDeviceList
 	if err := r.List(ctx, &devs, client.MatchingFields{indexPolicy: pol.Name}); err != nil {
-		return err
+		return nil, err
 	}
 	st := &pol.Status
 	st.Devices, st.Modes, st.Priorities = 0, v1alpha1.ModeCounts{}, v1alpha1.PriorityCounts{}
+	var addrs []netip.Addr
 	for _, d := range devs.Items {
 		st.Devices++
+		for _, a := range d.Spec.Network.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				addrs = append(addrs, ip)
+			}
+		}
 		switch d.Status.Segmentation.Mode {
 		case v1alpha1.ModeStandard:
 			st.Modes.Standard++
@@ -133,7 +148,75 @@ func (r *SegmentPolicyReconciler) count(ctx context.Context, pol *v1alpha1.Segme
 			st.Priorities.Immediate++
 		}
 	}
+	return addrs, nil
+}
+
+// maxOffenders bounds the offenders listed in status.
+const maxOffenders = 5
+
+// flatness audits which workloads other than gateways can reach the device networks, given
+// every policy in the cluster (internal/drift), and sets the Isolated condition.
+func (r *SegmentPolicyReconciler) flatness(ctx context.Context, pol *v1alpha1.SegmentPolicy, addrs []netip.Addr) error {
+	var nets []netip.Prefix
+	for _, n := range pol.Spec.DeviceNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			nets = append(nets, p.Masked())
+		}
+	}
+	pods, pols, err := observePodsAndPolicies(ctx, r.Client)
+	if err != nil {
+		return err
+	}
+	offenders := drift.Flatness(pods, pols, nets, addrs)
+	st := &pol.Status
+	st.Flatness = &v1alpha1.FlatnessStatus{
+		ReachableWorkloads: int32(len(offenders)), EvaluatedWorkloads: int32(len(pods)),
+		Offenders: drift.Summary(offenders, maxOffenders),
+	}
+	if len(offenders) == 0 {
+		setCondition(&st.Conditions, pol.Generation, v1alpha1.ConditionIsolated, true, v1alpha1.ReasonIsolated,
+			fmt.Sprintf("no workload other than gateways can reach %v (%d pods evaluated)", pol.Spec.DeviceNetworks, len(pods)))
+	} else {
+		setCondition(&st.Conditions, pol.Generation, v1alpha1.ConditionIsolated, false, v1alpha1.ReasonFlatNetwork,
+			fmt.Sprintf("%d workloads other than gateways can reach the device networks, e.g. %s", len(offenders), offenders[0]))
+	}
 	return nil
+}
+
+// observePodsAndPolicies reads every pod (metadata), namespace and network policy from the cache.
+func observePodsAndPolicies(ctx context.Context, c client.Client) ([]drift.Pod, drift.Policies, error) {
+	var pols drift.Policies
+	var nss corev1.NamespaceList
+	if err := c.List(ctx, &nss); err != nil {
+		return nil, pols, err
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range nss.Items {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	var podList metav1.PartialObjectMetadataList
+	podList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := c.List(ctx, &podList); err != nil {
+		return nil, pols, err
+	}
+	pods := make([]drift.Pod, 0, len(podList.Items))
+	for _, p := range podList.Items {
+		pods = append(pods, drift.Pod{Name: p.Name, Workload: drift.Workload{Namespace: p.Namespace, NamespaceLabels: nsLabels[p.Namespace], Labels: p.Labels}})
+	}
+	var cnps ciliumv2.CiliumNetworkPolicyList
+	if err := c.List(ctx, &cnps); err != nil {
+		return nil, pols, err
+	}
+	var ccnps ciliumv2.CiliumClusterwideNetworkPolicyList
+	if err := c.List(ctx, &ccnps); err != nil {
+		return nil, pols, err
+	}
+	var nps networkingv1.NetworkPolicyList
+	if err := c.List(ctx, &nps); err != nil {
+		return nil, pols, err
+	}
+	pols.CNPs, pols.CCNPs, pols.NetworkPolicies = cnps.Items, ccnps.Items, nps.Items
+	return pods, pols, nil
 }
 
 func (r *SegmentPolicyReconciler) event(pol *v1alpha1.SegmentPolicy, typ, reason, note string, args ...any) {

@@ -269,6 +269,12 @@ func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		For(&v1alpha1.SegmentPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&ciliumv2.CiliumClusterwideNetworkPolicy{}).
 		Watches(&v1alpha1.MedicalDevice{}, governingPolicies{}, builder.WithPredicates(deviceSummaryChanged())).
+		// Flatness depends on every pod and every policy in the cluster.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.OnlyMetadata, builder.WithPredicates(podLabelsChanged())).
+		Watches(&ciliumv2.CiliumNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.WithPredicates(notOwnedByMedseg())).
+		Watches(&ciliumv2.CiliumClusterwideNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.WithPredicates(notOwnedByMedseg())).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.PolicyWorkers)}).
 		Complete(r)
 }
@@ -318,4 +324,17 @@ func deviceSummaryChanged() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool { return summary(e.ObjectOld) != summary(e.ObjectNew) },
 	}
+}
+
+// allPolicies enqueues every SegmentPolicy.
+func (r *SegmentPolicyReconciler) allPolicies(ctx context.Context, _ client.Object) []reconcile.Request {
+	var pols v1alpha1.SegmentPolicyList
+	if err := r.List(ctx, &pols); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(pols.Items))
+	for _, p := range pols.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+	}
+	return out
 }

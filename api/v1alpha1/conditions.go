@@ -8,6 +8,9 @@ const (
 	ConditionStalled      = "Stalled"
 	ConditionRiskAssessed = "RiskAssessed"
 	ConditionSegmented    = "Segmented"
+	// ConditionIsolated (SegmentPolicy): no workload other than gateways can reach its device
+	// networks.
+	ConditionIsolated = "Isolated"
 )
 
 // Condition reasons: the whole vocabulary medseg writes, in one place. UpperCamelCase.
@@ -46,6 +49,10 @@ const (
 	ReasonObjectConflict = "ObjectConflict"
 	// ReasonGuardApplied: the SegmentPolicy's guard is applied.
 	ReasonGuardApplied = "GuardApplied"
+	// ReasonIsolated: no workload other than gateways can reach the device networks.
+	ReasonIsolated = "Isolated"
+	// ReasonFlatNetwork: some workloads other than gateways can reach the device networks.
+	ReasonFlatNetwork = "FlatNetwork"
 )
 
 // Event reasons, emitted on transitions only.

@@ -239,6 +239,22 @@ type PriorityCounts struct {
 	Immediate int32 `json:"immediate"`
 }
 
+// FlatnessStatus is the result of the flatness audit: which workloads other than gateways could
+// reach the policy's device networks given every policy in the cluster.
+type FlatnessStatus struct {
+	// reachableWorkloads counts the pods (other than gateways in gateway namespaces) that could
+	// reach a device network. Zero is the goal.
+	// +optional
+	ReachableWorkloads int32 `json:"reachableWorkloads"`
+	// evaluatedWorkloads counts the pods evaluated.
+	// +optional
+	EvaluatedWorkloads int32 `json:"evaluatedWorkloads"`
+	// offenders are the first few, as "namespace/pod → address (why)".
+	// +optional
+	// +listType=atomic
+	Offenders []string `json:"offenders,omitempty"`
+}
+
 // SegmentPolicyStatus reports what the policy governs.
 type SegmentPolicyStatus struct {
 	// observedGeneration is the spec generation the status describes.
@@ -268,6 +284,9 @@ type SegmentPolicyStatus struct {
 	// guardRepairs counts how often medseg put back the guard after a hand edit or deletion.
 	// +optional
 	GuardRepairs int64 `json:"guardRepairs,omitempty"`
+	// flatness is the reachability audit of the device networks.
+	// +optional
+	Flatness *FlatnessStatus `json:"flatness,omitempty"`
 }
 
 // SegmentPolicy maps device risk to segmentation. Cluster-scoped and owned by the security team.
@@ -277,6 +296,8 @@ type SegmentPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`
 // +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
 // +kubebuilder:printcolumn:name="Devices",type=integer,JSONPath=`.status.devices`
+// +kubebuilder:printcolumn:name="Isolated",type=string,JSONPath=`.status.conditions[?(@.type=="Isolated")].status`
+// +kubebuilder:printcolumn:name="Reachable",type=integer,JSONPath=`.status.flatness.reachableWorkloads`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 lowercase letters, digits and '-'): it names the guard policy and labels"

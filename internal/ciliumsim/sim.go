@@ -130,3 +130,18 @@ func (s *Sim) Allowed(from, to *identity.Identity, proto string, port uint16) (b
 	}
 	return verdict.Egress == policytypes.DecisionAllowed && verdict.Ingress == policytypes.DecisionAllowed, nil
 }
+
+// EgressAllowed reports only the source's egress verdict: the right question when the
+// destination is outside the cluster (a device), where no endpoint enforces ingress policy.
+func (s *Sim) EgressAllowed(from, to *identity.Identity, proto string, port uint16) (bool, error) {
+	s.ensureRepo()
+	p := u8proto.TCP
+	if proto == "UDP" {
+		p = u8proto.UDP
+	}
+	verdict, _, _, err := policy.LookupFlow(s.logger, s.repo, s.idm, policytypes.Flow{From: from, To: to, Proto: p, Dport: port})
+	if err != nil {
+		return false, err
+	}
+	return verdict.Egress == policytypes.DecisionAllowed, nil
+}

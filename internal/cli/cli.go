@@ -3,12 +3,20 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
 )
 
 // Run executes kubectl-medseg with args (without the program name) and returns the exit code.
@@ -23,12 +31,19 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runRender(args[1:], stdin, stdout, stderr)
 	case "assess":
 		err = runAssess(args[1:], stdin, stdout, stderr)
+	case "audit":
+		err = runAudit(args[1:], stdout, stderr)
+	case "explain":
+		err = runExplain(args[1:], stdout, stderr)
 	default:
 		err = fmt.Errorf("unknown command %q", args[0])
 		usage(stderr)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	if errors.Is(err, errAuditFailed) {
+		return 2
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "kubectl-medseg:", err)
@@ -43,6 +58,12 @@ func usage(w io.Writer) {
 Offline (files, no cluster):
   render -f PATH... [--now RFC3339]                 print the Cilium policies medseg would own
   assess -f PATH... [-o table|json] [--now RFC3339] print each device's SSVC priority and mode
+
+Online (the current kubeconfig, or --kubeconfig):
+  audit [-o table|json]                              devices (priority, mode, segmented, drift) and
+                                                     SegmentPolicies (flatness); exit 2 when any
+                                                     device is unsegmented or a policy is flat
+  explain DEVICE -n NAMESPACE                        the decision medseg recorded for one device
 
 PATH is a file, a directory of *.yaml/*.yml/*.json, or - for standard input; -f repeats.
 `)
@@ -115,4 +136,66 @@ func runAssess(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	return Assess(stdout, in, now, *output)
+}
+
+// NewClient builds a client for the online commands; tests replace it.
+var NewClient = func(kubeconfig string) (client.Client, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: s})
+}
+
+func runAudit(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+	output := fs.String("o", "table", "output format: table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := NewClient(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return Audit(ctx, c, stdout, *output)
+}
+
+func runExplain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+	ns := fs.String("n", "default", "namespace of the device")
+	// Accept the device name before or after the flags, as kubectl does.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		return errors.New("usage: explain DEVICE -n NAMESPACE")
+	}
+	c, err := NewClient(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return Explain(ctx, c, stdout, types.NamespacedName{Namespace: *ns, Name: name})
 }

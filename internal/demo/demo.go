@@ -141,6 +141,7 @@ func (s *story) hospital() error {
 	var devices []types.NamespacedName
 	for _, o := range objs {
 		u := o.Object
+		FreshenExceptions(u, time.Now())
 		if err := s.apply(u.DeepCopy()); err != nil {
 			return fmt.Errorf("applying %s: %w", o.Source, err)
 		}
@@ -194,6 +195,25 @@ func (s *story) hospital() error {
 	s.say("human impact is low, so it is Scheduled. The NICU camera's actively exploited bug makes it")
 	s.say("OutOfCycle, which critical care quarantines; a clinician's exception keeps it Restricted.")
 	return nil
+}
+
+// FreshenExceptions moves the dates of a sample SegmentPolicy's exceptions to the present
+// (approved an hour ago, expiring in 14 days), keeping the samples' story true on any date: a
+// fixed expiresAt in a sample file would silently expire one day.
+func FreshenExceptions(u *unstructured.Unstructured, now time.Time) {
+	if u.GetKind() != "SegmentPolicy" {
+		return
+	}
+	exceptions, _, _ := unstructured.NestedSlice(u.Object, "spec", "exceptions")
+	for _, e := range exceptions {
+		if m, ok := e.(map[string]any); ok {
+			m["approvedAt"] = now.Add(-time.Hour).UTC().Format(time.RFC3339)
+			m["expiresAt"] = now.Add(14 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		}
+	}
+	if exceptions != nil {
+		_ = unstructured.SetNestedSlice(u.Object, exceptions, "spec", "exceptions")
+	}
 }
 
 // apply is `kubectl apply --server-side --field-manager=medseg-demo`.

@@ -8,7 +8,9 @@ import (
 	slimmetav1 "github.com/cilium/cilium/pkg/k8s/slim/k8s/apis/meta/v1"
 	policyapi "github.com/cilium/cilium/pkg/policy/api"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -90,4 +92,43 @@ func TestForeignPolicyWidensAndIsReported(t *testing.T) {
 	// medseg deleted nothing it does not own.
 	g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: icu, Name: "scrape-gateways"}, &networkingv1.NetworkPolicy{})).To(Succeed())
 	g.Expect(env.Client.Delete(ctx, metrics)).To(Succeed())
+}
+
+// TestFlatnessAudit: with the guard in place no ordinary pod reaches the device networks
+// (Isolated=True); under Audit there is no guard, so the ordinary pod is an offender
+// (Isolated=False, FlatNetwork), and a foreign policy that denies it restores isolation.
+func TestFlatnessAudit(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const sfx = "-flat"
+	startOperator(t)
+	devices := applySamples(t, sfx)
+	createGateways(t, devices)
+	billing := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "billing", Namespace: "clinical-apps" + sfx, Labels: map[string]string{"app": "billing"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/billing:1"}}}}
+	g.Expect(env.Client.Create(ctx, billing)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, billing) })
+	diag := "diagnostics" + sfx
+	isolated := func(g Gomega, want metav1.ConditionStatus, reason string) *v1alpha1.SegmentPolicy {
+		var p v1alpha1.SegmentPolicy
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: diag}, &p)).To(Succeed())
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(want), c.Message)
+		g.Expect(c.Reason).To(Equal(reason))
+		return &p
+	}
+	g.Eventually(func(g Gomega) { isolated(g, metav1.ConditionTrue, v1alpha1.ReasonIsolated) }, timeout, pollInterval).Should(Succeed())
+
+	// Other tests' guards also fence the sample networks; give this policy one of its own.
+	updatePolicy(g, diag, func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Enforcement = v1alpha1.EnforcementAudit
+		p.Spec.DeviceNetworks = []string{"10.99.0.0/16"}
+	})
+	g.Eventually(func(g Gomega) {
+		p := isolated(g, metav1.ConditionFalse, v1alpha1.ReasonFlatNetwork)
+		g.Expect(p.Status.Flatness.Offenders).To(ContainElement(ContainSubstring("clinical-apps" + sfx + "/billing")))
+	}, timeout, pollInterval).Should(Succeed())
+	setEnforcement(g, diag, v1alpha1.EnforcementEnforce)
+	g.Eventually(func(g Gomega) { isolated(g, metav1.ConditionTrue, v1alpha1.ReasonIsolated) }, timeout, pollInterval).Should(Succeed())
 }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/demo"
 	"github.com/medseg/medseg/internal/manifest"
 	"github.com/medseg/medseg/internal/operator"
 	"github.com/medseg/medseg/internal/testenv"
@@ -88,6 +89,7 @@ func applySamples(t *testing.T, suffix string) []types.NamespacedName {
 	for _, o := range objs {
 		u := o.Object.DeepCopy()
 		renameForTest(u.Object, suffix)
+		demo.FreshenExceptions(u, time.Now())
 		if err := env.Client.Create(context.Background(), u); err != nil {
 			t.Fatalf("%s: %v", o.Source, err)
 		}

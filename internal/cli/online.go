@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+)
+
+// DeviceAudit is one device's row of `audit -o json`.
+type DeviceAudit struct {
+	Namespace       string `json:"namespace"`
+	Name            string `json:"name"`
+	Policy          string `json:"policy"`
+	Priority        string `json:"priority"`
+	Mode            string `json:"mode"`
+	Segmented       bool   `json:"segmented"`
+	Reason          string `json:"reason"`
+	DriftRepairs    int64  `json:"driftRepairs"`
+	WideningForeign int    `json:"wideningForeignPolicies"`
+}
+
+// PolicyAudit is one SegmentPolicy's row of `audit -o json`.
+type PolicyAudit struct {
+	Name               string   `json:"name"`
+	Enforcement        string   `json:"enforcement"`
+	Devices            int32    `json:"devices"`
+	Isolated           bool     `json:"isolated"`
+	ReachableWorkloads int32    `json:"reachableWorkloads"`
+	Offenders          []string `json:"offenders"`
+}
+
+// AuditReport is `audit -o json`.
+type AuditReport struct {
+	Devices  []DeviceAudit `json:"devices"`
+	Policies []PolicyAudit `json:"policies"`
+	// Passed is false when any device is not segmented or any policy's networks are flat.
+	Passed bool `json:"passed"`
+}
+
+// BuildAudit summarises the status medseg wrote.
+func BuildAudit(devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy) AuditReport {
+	r := AuditReport{Passed: true, Devices: []DeviceAudit{}, Policies: []PolicyAudit{}}
+	sort.Slice(devs, func(i, j int) bool {
+		return qualified(devs[i].Namespace, devs[i].Name) < qualified(devs[j].Namespace, devs[j].Name)
+	})
+	for _, d := range devs {
+		a := DeviceAudit{Namespace: d.Namespace, Name: d.Name, Reason: "NotReconciled"}
+		if d.Status.Risk != nil {
+			a.Priority = string(d.Status.Risk.Priority)
+		}
+		if s := d.Status.Segmentation; s != nil {
+			a.Policy, a.Mode = s.Policy, string(s.Mode)
+		}
+		if c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionSegmented); c != nil {
+			a.Segmented, a.Reason = c.Status == metav1.ConditionTrue, c.Reason
+		}
+		if dr := d.Status.Drift; dr != nil {
+			a.DriftRepairs = dr.Repairs
+			for _, f := range dr.ForeignPolicies {
+				if f.Widens {
+					a.WideningForeign++
+				}
+			}
+		}
+		r.Passed = r.Passed && a.Segmented
+		r.Devices = append(r.Devices, a)
+	}
+	sort.Slice(pols, func(i, j int) bool { return pols[i].Name < pols[j].Name })
+	for _, p := range pols {
+		a := PolicyAudit{Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: p.Status.Devices, Offenders: []string{}}
+		if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated); c != nil {
+			a.Isolated = c.Status == metav1.ConditionTrue
+		}
+		if f := p.Status.Flatness; f != nil {
+			a.ReachableWorkloads = f.ReachableWorkloads
+			a.Offenders = append(a.Offenders, f.Offenders...)
+		}
+		r.Passed = r.Passed && a.Isolated
+		r.Policies = append(r.Policies, a)
+	}
+	return r
+}
+
+// WriteAudit prints the report as tables or JSON.
+func WriteAudit(w io.Writer, r AuditReport, output string) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "table", "":
+	default:
+		return fmt.Errorf("unknown output format %q (use table or json)", output)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tDEVICE\tPOLICY\tPRIORITY\tMODE\tSEGMENTED\tREASON\tREPAIRS\tWIDENING")
+	for _, d := range r.Devices {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%d\t%d\n", d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), d.Segmented, d.Reason, d.DriftRepairs, d.WideningForeign)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEGMENTPOLICY\tENFORCEMENT\tDEVICES\tISOLATED\tREACHABLE\tOFFENDERS")
+	for _, p := range r.Policies {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%t\t%d\t%s\n", p.Name, p.Enforcement, p.Devices, p.Isolated, p.ReachableWorkloads, dash(strings.Join(p.Offenders, "; ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Passed {
+		fmt.Fprintln(w, "\nPASS: every device is segmented and no device network is reachable by ordinary workloads")
+	} else {
+		fmt.Fprintln(w, "\nFAIL: some devices are not segmented or some device networks are flat (see above)")
+	}
+	return nil
+}
+
+// Audit reads devices and policies from the cluster and writes the report. The error is
+// errAuditFailed when the audit did not pass, so the exit code can gate a pipeline.
+func Audit(ctx context.Context, c client.Client, w io.Writer, output string) error {
+	var devs v1alpha1.MedicalDeviceList
+	if err := c.List(ctx, &devs); err != nil {
+		return fmt.Errorf("listing MedicalDevices: %w", err)
+	}
+	var pols v1alpha1.SegmentPolicyList
+	if err := c.List(ctx, &pols); err != nil {
+		return fmt.Errorf("listing SegmentPolicies: %w", err)
+	}
+	r := BuildAudit(devs.Items, pols.Items)
+	if err := WriteAudit(w, r, output); err != nil {
+		return err
+	}
+	if !r.Passed {
+		return errAuditFailed
+	}
+	return nil
+}
+
+var errAuditFailed = fmt.Errorf("audit failed")
+
+// Explain prints the decision medseg recorded for one device: SSVC inputs with sources,
+// priority, mode and why, flows, applied policies, drift and history.
+func Explain(ctx context.Context, c client.Client, w io.Writer, key types.NamespacedName) error {
+	var d v1alpha1.MedicalDevice
+	if err := c.Get(ctx, key, &d); err != nil {
+		return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
+	}
+	WriteExplain(w, &d)
+	return nil
+}
+
+// WriteExplain formats a device's status for people.
+func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	id := d.Spec.Identity
+	p("MedicalDevice %s/%s: %s %s (%s)", d.Namespace, d.Name, id.Manufacturer, id.Model, dash(id.DeviceType))
+	p("Clinical impact: safety %s, mission %s", d.Spec.Clinical.SafetyImpact, d.Spec.Clinical.MissionImpact)
+	if d.Status.ObservedGeneration != d.Generation {
+		p("NOTE: status describes generation %d; the spec is at %d (medseg has not caught up yet)", d.Status.ObservedGeneration, d.Generation)
+	}
+	if r := d.Status.Risk; r != nil {
+		p("\nRisk (CERT/CC SSVC deployer decision): %s", r.Priority)
+		p("  deciding vulnerability: %s", dash(r.DecidingVulnerability))
+		p("  Exploitation = %s", r.Exploitation)
+		p("  Exposure     = %s", r.Exposure)
+		p("  Automatable  = %s", r.Automatable)
+		p("  HumanImpact  = %s", r.HumanImpact)
+		p("  %d vulnerabilities assessed, %d ignored (Fixed/NotAffected)", r.AssessedVulnerabilities, r.IgnoredVulnerabilities)
+	}
+	if s := d.Status.Segmentation; s != nil {
+		p("\nSegmentation: mode %s under SegmentPolicy %s (%s)", dash(string(s.Mode)), dash(s.Policy), dash(string(s.Enforcement)))
+		p("  why: %s", s.ModeReason)
+		if e := s.ActiveException; e != nil {
+			p("  exception %s approved by %s caps the mode at %s until %s", e.Name, e.ApprovedBy, e.MaxMode, e.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		p("  allowed flows: %s", dash(strings.Join(s.AllowedFlows, ", ")))
+		for _, b := range s.BlockedFlows {
+			p("  blocked flow %s (%s): %s", b.Name, b.Reason, b.Message)
+		}
+		for _, o := range s.AppliedObjects {
+			p("  applied %s %s (%s)", o.Kind, qualified(o.Namespace, o.Name), o.Hash)
+		}
+	}
+	p("\nConditions:")
+	conds := append([]metav1.Condition(nil), d.Status.Conditions...)
+	sort.Slice(conds, func(i, j int) bool { return conds[i].Type < conds[j].Type })
+	for _, c := range conds {
+		p("  %s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
+	}
+	if dr := d.Status.Drift; dr != nil {
+		p("\nDrift: %d repairs", dr.Repairs)
+		for _, f := range dr.ForeignPolicies {
+			verdict := "listed"
+			if f.Widens {
+				verdict = "WIDENS ACCESS"
+			}
+			p("  %s %s %s: %s", verdict, f.Kind, qualified(f.Namespace, f.Name), f.Reason)
+		}
+	}
+	if len(d.Status.History) > 0 {
+		p("\nHistory (newest first):")
+		for _, h := range d.Status.History {
+			p("  %s %s: %s", dash(string(h.Priority)), dash(string(h.Mode)), h.Reason)
+		}
+	}
+}
