@@ -17,6 +17,8 @@ K8S_VERSION            ?= v1.36.3
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM           := $(BIN)/helm-$(HELM_VERSION)
+KUSTOMIZE      := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
 
 # Tests that need a real API server read KUBEBUILDER_ASSETS; hack/envtest-assets.sh builds the
 # binaries once and caches them outside the repository, and prints their directory.
@@ -34,8 +36,9 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code and the chart README.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(GO) run ./hack/chartdoc charts/medseg
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
@@ -57,7 +60,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: generate manifests ## Regenerate everything and fail if the committed output differs; vet and lint.
+verify: generate manifests $(HELM) $(KUSTOMIZE) ## Regenerate everything and fail if the committed output differs; vet and lint.
 	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
 		git status --porcelain -- api config charts; git --no-pager diff --stat -- api config charts; exit 1; fi
@@ -65,11 +68,15 @@ verify: generate manifests ## Regenerate everything and fail if the committed ou
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(MAKE) lint
+	$(HELM) lint charts/medseg --strict --kube-version $(K8S_VERSION)
+	$(KUSTOMIZE) build config/default > /dev/null
+	$(KUSTOMIZE) build config/samples > /dev/null
 
 .PHONY: test
-test: ## Run all tests against a real kube-apiserver and etcd (built from source on first run).
+test: $(HELM) $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and etcd (built from source on first run).
 	assets="$$($(ENVTEST_ASSETS_CMD))"; \
-	KUBEBUILDER_ASSETS="$$assets" $(GO) test ./... -count=1 -timeout 20m
+	KUBEBUILDER_ASSETS="$$assets" MEDSEG_HELM=$(HELM) MEDSEG_KUSTOMIZE=$(KUSTOMIZE) \
+	$(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: envtest
 envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their directory.
@@ -95,6 +102,14 @@ $(BIN):
 $(CONTROLLER_GEN): | $(BIN)
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/controller-gen $@
+
+$(HELM): | $(BIN)
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/helm $@
+
+$(KUSTOMIZE): | $(BIN)
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(BIN)/kustomize $@
 
 $(GOLANGCI_LINT): | $(BIN)
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -80,10 +80,19 @@ func CiliumCRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return out, nil
 }
 
-// Start starts envtest. KUBEBUILDER_ASSETS must point at the binaries hack/envtest-assets.sh
-// builds; `make test` sets it. A missing variable is an error, never a skip: a test that
-// silently does not run proves nothing.
-func Start() (*Env, error) {
+// Start starts envtest with the medseg and Cilium CRDs.
+func Start() (*Env, error) { return StartWith(Options{MedsegCRDs: true}) }
+
+// Options choose what Start installs.
+type Options struct {
+	// MedsegCRDs installs config/crd/bases; off when a test installs them itself (e.g. Helm).
+	MedsegCRDs bool
+}
+
+// StartWith starts envtest. KUBEBUILDER_ASSETS must point at the binaries
+// hack/envtest-assets.sh builds; `make test` sets it. A missing variable is an error, never a
+// skip: a test that silently does not run proves nothing.
+func StartWith(o Options) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
@@ -95,11 +104,10 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
-		CRDs:                  crds,
-		ErrorIfCRDPathMissing: true,
-		Scheme:                s,
+	env := &envtest.Environment{CRDs: crds, Scheme: s}
+	if o.MedsegCRDs {
+		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
+		env.ErrorIfCRDPathMissing = true
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -115,3 +123,13 @@ func Start() (*Env, error) {
 
 // Stop stops the API server and etcd.
 func (e *Env) Stop() error { return e.Env.Stop() }
+
+// Tool returns the path of a pinned tool the Makefile installs (MEDSEG_HELM, MEDSEG_KUSTOMIZE).
+// A missing variable is an error, never a skip.
+func Tool(envVar string) (string, error) {
+	p := os.Getenv(envVar)
+	if p == "" {
+		return "", fmt.Errorf("%s is not set: run the tests with `make test`, which installs the pinned tool", envVar)
+	}
+	return p, nil
+}
