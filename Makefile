@@ -82,6 +82,14 @@ test: $(HELM) $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and et
 envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their directory.
 	@$(ENVTEST_ASSETS_CMD)
 
+.PHONY: bench
+bench: ## Benchmarks: the pure engines (go test -bench) and the operator at 1,000 and 10,000 devices.
+	$(GO) test ./internal/risk ./internal/render -run '^$$' -bench . -benchmem
+	assets="$$($(ENVTEST_ASSETS_CMD))"; \
+	for n in 1000 10000; do \
+		KUBEBUILDER_ASSETS="$$assets" MEDSEG_BENCH_N=$$n $(GO) test ./test/bench -run TestBench -count=1 -v -timeout 120m || exit 1; \
+	done
+
 ##@ Build
 
 .PHONY: build

@@ -25,10 +25,14 @@ func main() {
 	flag.StringVar(&namespaces, "watch-namespaces", "", "comma-separated namespaces whose MedicalDevices medseg manages (default: all)")
 	flag.IntVar(&c.DeviceWorkers, "device-workers", 4, "concurrent MedicalDevice reconciles")
 	flag.IntVar(&c.PolicyWorkers, "policy-workers", 2, "concurrent SegmentPolicy reconciles")
+	var qps float64
+	flag.Float64Var(&qps, "kube-api-qps", 50, "client-side limit of requests per second to the API server")
+	flag.IntVar(&c.Burst, "kube-api-burst", 100, "client-side burst of requests to the API server")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	c.QPS = float32(qps)
 	for _, ns := range strings.Split(namespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			c.WatchNamespaces = append(c.WatchNamespaces, ns)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
@@ -38,6 +39,12 @@ type MedicalDeviceReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Metrics  *Metrics
+
+	// written remembers, per device (namespace/name → writtenStatus), the status last written.
+	// medseg is the only writer of device status, so what it wrote is never older than the cache:
+	// the reconcile that our own CNP write triggers can read the device from before our status
+	// write, and starting from the cache would redo (and conflict on) the write.
+	written sync.Map
 }
 
 // +kubebuilder:rbac:groups=medseg.io,resources=medicaldevices,verbs=get;list;watch
@@ -68,6 +75,7 @@ func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, dev); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.forgetDevice(req.String())
+			r.forgetWritten(req)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -83,7 +91,7 @@ func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	p, planErr := plan.Device(plan.Input{Device: dev, Policies: obs.policies, Namespaces: obs.namespaces,
 		Widened: drift.Widening(obs.foreign), Now: now})
 
-	st := &deviceStatus{old: dev.Status.DeepCopy(), now: now, dev: dev, plan: p, obs: obs}
+	st := &deviceStatus{old: r.previousStatus(req.NamespacedName, dev), now: now, dev: dev, plan: p, obs: obs}
 	var enforceErr error
 	if planErr == nil {
 		enforceErr = r.enforce(ctx, st)
@@ -96,6 +104,7 @@ func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if err := r.Status().Update(ctx, dev); err != nil {
 			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
+		r.written.Store(req.NamespacedName, writtenStatus{uid: dev.UID, status: dev.Status.DeepCopy()})
 	}
 	if enforceErr != nil && !errors.Is(enforceErr, errForeignObject) {
 		return ctrl.Result{}, enforceErr
@@ -110,12 +119,12 @@ func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.MedicalDevice) (*observed, error) {
 	obs := &observed{namespaces: map[string]map[string]string{}}
 	var policies v1alpha1.SegmentPolicyList
-	if err := r.List(ctx, &policies); err != nil {
+	if err := r.List(ctx, &policies, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	obs.policies = policies.Items
 	var nss corev1.NamespaceList
-	if err := r.List(ctx, &nss); err != nil {
+	if err := r.List(ctx, &nss, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	for _, ns := range nss.Items {
@@ -125,7 +134,7 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 	if sel, err := metav1.LabelSelectorAsSelector(&dev.Spec.Gateway.PodSelector); err == nil {
 		var pods metav1.PartialObjectMetadataList
 		pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-		if err := r.List(ctx, &pods, client.InNamespace(dev.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		if err := r.List(ctx, &pods, client.InNamespace(dev.Namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		obs.gatewayPods = len(pods.Items)
@@ -144,7 +153,7 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 	obs.foreign = foreign
 	for _, a := range dev.Spec.Network.Addresses {
 		var same v1alpha1.MedicalDeviceList
-		if err := r.List(ctx, &same, client.MatchingFields{indexAddress: a}); err != nil {
+		if err := r.List(ctx, &same, client.MatchingFields{indexAddress: a}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		for _, o := range same.Items {
@@ -161,16 +170,17 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 // open its addresses (internal/drift), from the cache.
 func (r *MedicalDeviceReconciler) foreignPolicies(ctx context.Context, dev *v1alpha1.MedicalDevice, obs *observed, gatewayLabels []map[string]string) ([]drift.Finding, error) {
 	var pols drift.Policies
+	// Read-only lists from the cache: no deep copies; only the policies medseg does not own.
 	var cnps ciliumv2.CiliumNetworkPolicyList
-	if err := r.List(ctx, &cnps); err != nil {
+	if err := r.List(ctx, &cnps, client.MatchingFields{indexForeign: "true"}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	var ccnps ciliumv2.CiliumClusterwideNetworkPolicyList
-	if err := r.List(ctx, &ccnps); err != nil {
+	if err := r.List(ctx, &ccnps, client.MatchingFields{indexForeign: "true"}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	var nps networkingv1.NetworkPolicyList
-	if err := r.List(ctx, &nps); err != nil {
+	if err := r.List(ctx, &nps, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	pols.CNPs, pols.CCNPs, pols.NetworkPolicies = cnps.Items, ccnps.Items, nps.Items
@@ -427,6 +437,21 @@ func (st *deviceStatus) segmentation(planErr error) *v1alpha1.SegmentationStatus
 	}
 	return seg
 }
+
+type writtenStatus struct {
+	uid    types.UID
+	status *v1alpha1.MedicalDeviceStatus
+}
+
+// previousStatus is the status medseg last wrote for this device, or the cached one.
+func (r *MedicalDeviceReconciler) previousStatus(key types.NamespacedName, dev *v1alpha1.MedicalDevice) *v1alpha1.MedicalDeviceStatus {
+	if v, ok := r.written.Load(key); ok && v.(writtenStatus).uid == dev.UID {
+		return v.(writtenStatus).status.DeepCopy()
+	}
+	return dev.Status.DeepCopy()
+}
+
+func (r *MedicalDeviceReconciler) forgetWritten(req ctrl.Request) { r.written.Delete(req.NamespacedName) }
 
 func outcomeName(o applyOutcome) string {
 	return [...]string{"unchanged", "created", "updated", "repaired"}[o]

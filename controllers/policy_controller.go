@@ -113,7 +113,7 @@ func (r *SegmentPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 // their addresses (the probes of the flatness audit).
 func (r *SegmentPolicyReconciler) count(ctx context.Context, pol *v1alpha1.SegmentPolicy) ([]netip.Addr, error) {
 	var devs v1alpha1.MedicalDeviceList
-	if err := r.List(ctx, &devs, client.MatchingFields{indexPolicy: pol.Name}); err != nil {
+	if err := r.List(ctx, &devs, client.MatchingFields{indexPolicy: pol.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	st := &pol.Status
@@ -187,7 +187,7 @@ func (r *SegmentPolicyReconciler) flatness(ctx context.Context, pol *v1alpha1.Se
 func observePodsAndPolicies(ctx context.Context, c client.Client) ([]drift.Pod, drift.Policies, error) {
 	var pols drift.Policies
 	var nss corev1.NamespaceList
-	if err := c.List(ctx, &nss); err != nil {
+	if err := c.List(ctx, &nss, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, pols, err
 	}
 	nsLabels := map[string]map[string]string{}
@@ -196,7 +196,7 @@ func observePodsAndPolicies(ctx context.Context, c client.Client) ([]drift.Pod, 
 	}
 	var podList metav1.PartialObjectMetadataList
 	podList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := c.List(ctx, &podList); err != nil {
+	if err := c.List(ctx, &podList, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, pols, err
 	}
 	pods := make([]drift.Pod, 0, len(podList.Items))
@@ -204,15 +204,15 @@ func observePodsAndPolicies(ctx context.Context, c client.Client) ([]drift.Pod, 
 		pods = append(pods, drift.Pod{Name: p.Name, Workload: drift.Workload{Namespace: p.Namespace, NamespaceLabels: nsLabels[p.Namespace], Labels: p.Labels}})
 	}
 	var cnps ciliumv2.CiliumNetworkPolicyList
-	if err := c.List(ctx, &cnps); err != nil {
+	if err := c.List(ctx, &cnps, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, pols, err
 	}
 	var ccnps ciliumv2.CiliumClusterwideNetworkPolicyList
-	if err := c.List(ctx, &ccnps); err != nil {
+	if err := c.List(ctx, &ccnps, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, pols, err
 	}
 	var nps networkingv1.NetworkPolicyList
-	if err := c.List(ctx, &nps); err != nil {
+	if err := c.List(ctx, &nps, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, pols, err
 	}
 	pols.CNPs, pols.CCNPs, pols.NetworkPolicies = cnps.Items, ccnps.Items, nps.Items

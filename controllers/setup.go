@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"strings"
+	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	policyapi "github.com/cilium/cilium/pkg/policy/api"
@@ -31,7 +32,20 @@ const (
 	indexAddress = "spec.network.addresses"
 	// indexPolicy: status.segmentation.policy, the devices a SegmentPolicy governs.
 	indexPolicy = "status.segmentation.policy"
+	// indexForeign on CNPs and CCNPs: "true" for policies medseg does not own. At hospital scale
+	// nearly every CNP is medseg's own; reading only the foreign ones keeps a device reconcile
+	// from touching every policy in the cluster.
+	indexForeign = "medseg.foreign"
 )
+
+func foreignIndex(o client.Object) []string {
+	if o.GetLabels()[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue {
+		if ref := metav1.GetControllerOf(o); ref != nil && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
+			return nil
+		}
+	}
+	return []string{"true"}
+}
 
 // Options tune the controllers.
 type Options struct {
@@ -47,12 +61,18 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &v1alpha1.MedicalDevice{}, indexPolicy, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &v1alpha1.MedicalDevice{}, indexPolicy, func(o client.Object) []string {
 		if s := o.(*v1alpha1.MedicalDevice).Status.Segmentation; s != nil && s.Policy != "" {
 			return []string{s.Policy}
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &ciliumv2.CiliumNetworkPolicy{}, indexForeign, foreignIndex); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &ciliumv2.CiliumClusterwideNetworkPolicy{}, indexForeign, foreignIndex)
 }
 
 // SetupWithManager wires the device reconciler's watches: its own CiliumNetworkPolicies
@@ -279,6 +299,10 @@ func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Complete(r)
 }
 
+// recountDelay coalesces the recounts a burst of device changes (a cold start, a KEV update
+// touching thousands of devices) asks of their SegmentPolicy into one status write.
+const recountDelay = 2 * time.Second
+
 // governingPolicies enqueues the SegmentPolicy a device's status names, before and after a
 // change, so both policies of a device that moved recount.
 type governingPolicies struct{}
@@ -286,7 +310,7 @@ type governingPolicies struct{}
 func (governingPolicies) enqueue(q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
 	for _, o := range objs {
 		if d, ok := o.(*v1alpha1.MedicalDevice); ok && d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
-			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Status.Segmentation.Policy}})
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Status.Segmentation.Policy}}, recountDelay)
 		}
 	}
 }

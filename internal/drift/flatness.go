@@ -287,26 +287,51 @@ func (o Offender) String() string {
 	return fmt.Sprintf("%s/%s → %s (%s)", o.Namespace, o.Pod, o.Address, o.Reason)
 }
 
-// Flatness lists the pods other than gateways that can reach any probe address (the device
-// addresses inside the networks, and the first address of each network) on any port. Zero
-// offenders is the goal. The result is sorted and lists each pod once.
+// MaxProbesPerNetwork bounds the device addresses probed in each network, so the audit stays
+// linear in the number of pods at hospital scale.
+const MaxProbesPerNetwork = 16
+
+// Flatness lists the pods other than gateways that can reach any probe address (the first
+// address of each network and up to MaxProbesPerNetwork device addresses inside it, the lowest
+// first) on any port. Zero offenders is the goal. The result is sorted, each pod listed once.
 func Flatness(pods []Pod, p Policies, networks []netip.Prefix, deviceAddrs []netip.Addr) []Offender {
+	sorted := append([]netip.Addr(nil), deviceAddrs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Less(sorted[j]) })
 	var probes []netip.Addr
 	for _, n := range networks {
 		probes = append(probes, n.Masked().Addr().Next())
-		for _, a := range deviceAddrs {
+		taken := 0
+		for _, a := range sorted {
+			if taken == MaxProbesPerNetwork {
+				break
+			}
 			if n.Contains(a) {
 				probes = append(probes, a)
+				taken++
 			}
 		}
+	}
+	// Group the namespaced policies once: a pod only meets those of its own namespace.
+	byNS := map[string]Policies{}
+	for i := range p.CNPs {
+		g := byNS[p.CNPs[i].Namespace]
+		g.CNPs = append(g.CNPs, p.CNPs[i])
+		byNS[p.CNPs[i].Namespace] = g
+	}
+	for i := range p.NetworkPolicies {
+		g := byNS[p.NetworkPolicies[i].Namespace]
+		g.NetworkPolicies = append(g.NetworkPolicies, p.NetworkPolicies[i])
+		byNS[p.NetworkPolicies[i].Namespace] = g
 	}
 	var out []Offender
 	for _, pod := range pods {
 		if pod.IsGateway() {
 			continue
 		}
+		local := byNS[pod.Namespace]
+		local.CCNPs = p.CCNPs
 		for _, a := range probes {
-			if v := Reachable(pod, a, 0, "TCP", p); v.Allowed {
+			if v := Reachable(pod, a, 0, "TCP", local); v.Allowed {
 				out = append(out, Offender{Namespace: pod.Namespace, Pod: pod.Name, Address: a, Reason: v.Reason})
 				break
 			}

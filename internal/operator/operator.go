@@ -43,6 +43,10 @@ type Config struct {
 	NewClient client.NewClientFunc
 	// SkipNameValidation allows several managers in one test process.
 	SkipNameValidation bool
+	// QPS and Burst bound the client's requests to the API server (client-go's defaults of 5 and
+	// 10 would make a cold start of thousands of devices take minutes). Zero means 50 and 100.
+	QPS   float32
+	Burst int
 }
 
 // Scheme returns the scheme medseg uses: client-go, medseg and Cilium v2.
@@ -65,6 +69,14 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}
+	cfg = rest.CopyConfig(cfg)
+	if c.QPS == 0 {
+		c.QPS = 50
+	}
+	if c.Burst == 0 {
+		c.Burst = 100
+	}
+	cfg.QPS, cfg.Burst = c.QPS, c.Burst
 	if c.LeaderElectionID == "" {
 		c.LeaderElectionID = "medseg.medseg.io"
 	}
