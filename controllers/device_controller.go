@@ -451,7 +451,9 @@ func (r *MedicalDeviceReconciler) previousStatus(key types.NamespacedName, dev *
 	return dev.Status.DeepCopy()
 }
 
-func (r *MedicalDeviceReconciler) forgetWritten(req ctrl.Request) { r.written.Delete(req.NamespacedName) }
+func (r *MedicalDeviceReconciler) forgetWritten(req ctrl.Request) {
+	r.written.Delete(req.NamespacedName)
+}
 
 func outcomeName(o applyOutcome) string {
 	return [...]string{"unchanged", "created", "updated", "repaired"}[o]
