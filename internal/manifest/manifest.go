@@ -118,13 +118,17 @@ func Decode(name string, r io.Reader) ([]Object, error) {
 		if obj.GetAPIVersion() == "" || obj.GetKind() == "" {
 			return nil, fmt.Errorf("%s: object has no apiVersion or kind", src)
 		}
-		if obj.IsList() {
+		if strings.HasSuffix(obj.GetKind(), "List") && obj.IsList() {
 			list, err := obj.ToList()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", src, err)
 			}
 			for i := range list.Items {
-				out = append(out, Object{Source: fmt.Sprintf("%s[%d]", src, i), Object: &list.Items[i]})
+				item := Object{Source: fmt.Sprintf("%s[%d]", src, i), Object: &list.Items[i]}
+				if item.Object.GetAPIVersion() == "" || item.Object.GetKind() == "" {
+					return nil, fmt.Errorf("%s: list item has no apiVersion or kind", item.Source)
+				}
+				out = append(out, item)
 			}
 			continue
 		}

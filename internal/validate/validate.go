@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
 	"strings"
 
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -100,6 +101,9 @@ func (v *Validator) Validate(obj *unstructured.Unstructured) field.ErrorList {
 	if ks == nil {
 		return field.ErrorList{field.NotSupported(field.NewPath("kind"), obj.GetKind(), v.kindNames())}
 	}
+	// The API server decodes JSON integers as int64; some YAML decoders give float64, which the
+	// CEL rules on integer fields would reject with a type error rather than a message.
+	obj.Object = normalizeNumbers(obj.Object).(map[string]any)
 	var errs field.ErrorList
 	if ks.namespaced && obj.GetNamespace() == "" {
 		obj.SetNamespace("default")
@@ -121,6 +125,28 @@ func (v *Validator) Validate(obj *unstructured.Unstructured) field.ErrorList {
 		errs = append(errs, celErrs...)
 	}
 	return errs
+}
+
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+		return x
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x)
+		}
+		return x
+	default:
+		return v
+	}
 }
 
 func (v *Validator) kindNames() []string {
