@@ -87,6 +87,9 @@ func Start() (*Env, error) { return StartWith(Options{MedsegCRDs: true}) }
 type Options struct {
 	// MedsegCRDs installs config/crd/bases; off when a test installs them itself (e.g. Helm).
 	MedsegCRDs bool
+	// CertDir fixes the API server's certificate directory, so it can be stopped and started
+	// again over the same etcd with the same certificates and port (a restart test).
+	CertDir string
 }
 
 // StartWith starts envtest. KUBEBUILDER_ASSETS must point at the binaries
@@ -105,6 +108,9 @@ func StartWith(o Options) (*Env, error) {
 		return nil, err
 	}
 	env := &envtest.Environment{CRDs: crds, Scheme: s}
+	if o.CertDir != "" {
+		env.ControlPlane.APIServer = &envtest.APIServer{CertDir: o.CertDir}
+	}
 	if o.MedsegCRDs {
 		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
 		env.ErrorIfCRDPathMissing = true

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ const workers = 8 // the operator's device workers, and the baseline's paralleli
 // Result is what one run measured.
 type Result struct {
 	Devices              int     `json:"devices"`
+	OperatorQPS          string  `json:"operatorQPS"`
 	Namespaces           int     `json:"namespaces"`
 	Policies             int     `json:"policies"`
 	BaselineSeconds      float64 `json:"baselineApplySeconds"`
@@ -68,7 +70,10 @@ func TestBench(t *testing.T) {
 	defer func() { _ = env.Stop() }()
 	ctx := context.Background()
 	c := env.Client
-	r := Result{Devices: n, Namespaces: max(2, n/100), Policies: max(1, n/2000)}
+	r := Result{Devices: n, Namespaces: max(2, n/100), Policies: max(1, n/2000), OperatorQPS: os.Getenv("MEDSEG_BENCH_QPS")}
+	if r.OperatorQPS == "" {
+		r.OperatorQPS = "default (50, burst 100)"
+	}
 
 	// The hospital: namespaces spread over policies, one gateway pod per 10 devices.
 	for i := range r.Namespaces {
@@ -209,7 +214,7 @@ func TestBench(t *testing.T) {
 				delete(pending, i)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(pollEvery(n) / 2)
 	}
 	waitAll(t, c, n, func(d *v1alpha1.MedicalDevice) bool { return d.Status.ObservedGeneration == d.Generation })
 	time.Sleep(time.Second)
@@ -239,7 +244,7 @@ func report(t *testing.T, r Result) {
 	dir := filepath.Join(testenv.RepoRoot(), "test", "output")
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		raw, _ := json.MarshalIndent(r, "", "  ")
-		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("bench-%d.json", r.Devices)), raw, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("bench-%d-qps-%s.json", r.Devices, strings.Fields(r.OperatorQPS)[0])), raw, 0o644)
 	}
 }
 
@@ -268,8 +273,16 @@ func benchDevice(name, ns, gw string, i int) *v1alpha1.MedicalDevice {
 func startOperator(t *testing.T, env *testenv.Env, counter *testenv.Counter) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, env.Config, operator.Config{MetricsAddr: "0", ProbeAddr: "0", DeviceWorkers: workers, PolicyWorkers: 2,
-		NewClient: counter.NewClient, SkipNameValidation: true})
+	cfg := operator.Config{MetricsAddr: "0", ProbeAddr: "0", DeviceWorkers: workers, PolicyWorkers: 2,
+		NewClient: counter.NewClient, SkipNameValidation: true}
+	if v := os.Getenv("MEDSEG_BENCH_QPS"); v != "" { // the operator's --kube-api-qps (burst twice that)
+		q, err := strconv.ParseFloat(v, 32)
+		if err != nil {
+			t.Fatalf("MEDSEG_BENCH_QPS=%q", v)
+		}
+		cfg.QPS, cfg.Burst = float32(q), int(2*q)
+	}
+	mgr, err := operator.New(ctx, env.Config, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +294,12 @@ func startOperator(t *testing.T, env *testenv.Env, counter *testenv.Counter) fun
 			t.Errorf("operator: %v", err)
 		}
 	}
+}
+
+// pollEvery keeps the harness's own lists from loading the API server it measures: listing
+// 10,000 devices is tens of megabytes.
+func pollEvery(n int) time.Duration {
+	return max(250*time.Millisecond, time.Duration(n/10)*time.Millisecond)
 }
 
 func waitAll(t *testing.T, c client.Client, n int, ok func(*v1alpha1.MedicalDevice) bool) {
@@ -301,7 +320,7 @@ func waitAll(t *testing.T, c client.Client, n int, ok func(*v1alpha1.MedicalDevi
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d of %d devices converged", done, n)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(pollEvery(n))
 	}
 }
 
@@ -321,7 +340,7 @@ func waitPolicies(t *testing.T, c client.Client, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("SegmentPolicies count %d of %d devices", total, n)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 }
 
