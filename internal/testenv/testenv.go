@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	ciliumcrds "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/client/crds/v2"
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
@@ -110,6 +111,9 @@ func StartWith(o Options) (*Env, error) {
 	env := &envtest.Environment{CRDs: crds, Scheme: s}
 	if o.CertDir != "" {
 		env.ControlPlane.APIServer = &envtest.APIServer{CertDir: o.CertDir}
+		// A stop that does not finish gracefully in time ends with SIGKILL: a crash, which is
+		// what a restart test wants anyway.
+		env.ControlPlaneStopTimeout = 5 * time.Second
 	}
 	if o.MedsegCRDs {
 		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}

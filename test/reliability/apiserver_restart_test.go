@@ -34,7 +34,9 @@ func TestAPIServerRestart(t *testing.T) {
 	converged(t, first, time.Minute)
 
 	apiserver := own.Env.ControlPlane.APIServer
-	must(t, apiserver.Stop())
+	if err := apiserver.Stop(); err != nil {
+		t.Logf("kube-apiserver did not stop gracefully and was killed: %v", err)
+	}
 	time.Sleep(3 * time.Second) // the operator's watches and requests fail meanwhile
 	must(t, apiserver.Start())
 
