@@ -119,29 +119,23 @@ func (s *Sim) AddRules(rules policyapi.Rules) error {
 // Allowed reports whether a connection from one identity to another on proto/port passes both
 // the source's egress and the destination's ingress policy.
 func (s *Sim) Allowed(from, to *identity.Identity, proto string, port uint16) (bool, error) {
+	v, err := s.lookup(from, to, proto, port)
+	return v.Egress == policytypes.DecisionAllowed && v.Ingress == policytypes.DecisionAllowed, err
+}
+
+func (s *Sim) lookup(from, to *identity.Identity, proto string, port uint16) (policytypes.LookupResult, error) {
 	s.ensureRepo()
 	p := u8proto.TCP
 	if proto == "UDP" {
 		p = u8proto.UDP
 	}
 	verdict, _, _, err := policy.LookupFlow(s.logger, s.repo, s.idm, policytypes.Flow{From: from, To: to, Proto: p, Dport: port})
-	if err != nil {
-		return false, err
-	}
-	return verdict.Egress == policytypes.DecisionAllowed && verdict.Ingress == policytypes.DecisionAllowed, nil
+	return verdict, err
 }
 
 // EgressAllowed reports only the source's egress verdict: the right question when the
 // destination is outside the cluster (a device), where no endpoint enforces ingress policy.
 func (s *Sim) EgressAllowed(from, to *identity.Identity, proto string, port uint16) (bool, error) {
-	s.ensureRepo()
-	p := u8proto.TCP
-	if proto == "UDP" {
-		p = u8proto.UDP
-	}
-	verdict, _, _, err := policy.LookupFlow(s.logger, s.repo, s.idm, policytypes.Flow{From: from, To: to, Proto: p, Dport: port})
-	if err != nil {
-		return false, err
-	}
-	return verdict.Egress == policytypes.DecisionAllowed, nil
+	v, err := s.lookup(from, to, proto, port)
+	return v.Egress == policytypes.DecisionAllowed, err
 }

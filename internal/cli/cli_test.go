@@ -25,23 +25,7 @@ func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 	return out.String(), errOut.String(), code
 }
 
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden:\n%s", name, got)
-	}
-}
+func checkGolden(t *testing.T, name, got string) { t.Helper(); testenv.Golden(t, name, got, *update) }
 
 func TestAssessSampleHospital(t *testing.T) {
 	for _, format := range []string{"table", "json"} {

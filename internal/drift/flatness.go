@@ -167,33 +167,32 @@ func containedInAny(addr netip.Addr, ps []netip.Prefix) bool {
 
 // portRulesCover: no port rule means every port; port 0 asks "any port at all".
 func portRulesCover(prs policyapi.PortRules, port int, proto string) bool {
-	if len(prs) == 0 {
-		return true
+	groups := make([][]policyapi.PortProtocol, len(prs))
+	for i, pr := range prs {
+		groups[i] = pr.Ports
 	}
-	for _, pr := range prs {
-		if len(pr.Ports) == 0 {
-			return true
-		}
-		for _, pp := range pr.Ports {
-			if portMatches(pp, port, proto, false) {
-				return true
-			}
-		}
-	}
-	return false
+	return coverPorts(groups, port, proto, false)
 }
 
 // portsCover is portRulesCover for deny rules: with port 0 ("any port") a deny counts only when
 // it covers every port.
 func portsCover(prs policyapi.PortDenyRules, port int, proto string, deny bool) bool {
-	if len(prs) == 0 {
+	groups := make([][]policyapi.PortProtocol, len(prs))
+	for i, pr := range prs {
+		groups[i] = pr.Ports
+	}
+	return coverPorts(groups, port, proto, deny)
+}
+
+func coverPorts(groups [][]policyapi.PortProtocol, port int, proto string, deny bool) bool {
+	if len(groups) == 0 {
 		return true
 	}
-	for _, pr := range prs {
-		if len(pr.Ports) == 0 {
+	for _, ports := range groups {
+		if len(ports) == 0 {
 			return true
 		}
-		for _, pp := range pr.Ports {
+		for _, pp := range ports {
 			if portMatches(pp, port, proto, deny) {
 				return true
 			}

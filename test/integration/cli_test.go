@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,29 +14,14 @@ import (
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/cli"
+	"github.com/medseg/medseg/internal/testenv"
 )
 
 var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden:\n%s", name, got)
-	}
-}
+func checkGolden(t *testing.T, name, got string) { t.Helper(); testenv.Golden(t, name, got, *update) }
 
 // TestAuditAndExplainOnTheLiveCluster runs the plugin's online commands against the operator's
 // status for the sample hospital: golden audit and explain output, and an exit code that fails

@@ -3,8 +3,6 @@
 package integration
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/medseg/medseg/internal/testenv"
@@ -12,16 +10,4 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{MedsegCRDs: true}, &env) }

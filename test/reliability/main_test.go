@@ -3,8 +3,6 @@
 package reliability
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/medseg/medseg/internal/testenv"
@@ -12,13 +10,4 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = env.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, testenv.Options{MedsegCRDs: true}, &env) }
