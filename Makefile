@@ -36,9 +36,12 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code and the chart README.
+generate: $(CONTROLLER_GEN) $(HELM) ## Generate deepcopy code, the chart README and config/admission from the chart.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(GO) run ./hack/chartdoc charts/medseg
+	( echo "# Generated from charts/medseg (protectedInputs, default values) by make generate. Do not edit."; \
+	  $(HELM) template medseg charts/medseg --kube-version $(K8S_VERSION) --show-only templates/protected-inputs.yaml \
+	    --set extraLabels=null | grep -v '^# Source:' ) > config/admission/protected-inputs.yaml
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.

@@ -106,7 +106,12 @@ func parse(path string) ([]value, error) {
 			// A block: its children are documented on their own.
 			stack = append(stack, frame{indent: indent, key: full})
 			if doc != "" && !childDocumented(lines[i+1:], indent) {
-				out = append(out, value{Key: full, Type: "object", Default: blockDefault(lines[i+1:], indent), Description: doc})
+				def := blockDefault(lines[i+1:], indent)
+				typ := "object"
+				if strings.HasPrefix(def, "- ") {
+					typ = "list"
+				}
+				out = append(out, value{Key: full, Type: typ, Default: def, Description: doc})
 				skipDeeperThan = indent
 			}
 			doc = ""

@@ -281,6 +281,17 @@ func TestChartAndKustomizeAgree(t *testing.T) {
 	if a, b := rules(objs), rules(kus); a == nil || !reflect.DeepEqual(a, b) {
 		t.Errorf("ClusterRole rules differ between chart and config/:\nchart %v\nconfig %v", a, b)
 	}
+	specOf := func(os []*unstructured.Unstructured, kind string) any {
+		for _, o := range byKind(os, kind) {
+			return o.Object["spec"]
+		}
+		return nil
+	}
+	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if a, b := specOf(objs, kind), specOf(kus, kind); a == nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("%s differs between chart and config/", kind)
+		}
+	}
 	for _, k := range []string{"Deployment", "ServiceAccount", "ClusterRoleBinding", "Role", "RoleBinding"} {
 		if len(byKind(kus, k)) != 1 {
 			t.Errorf("config/default lacks a %s", k)

@@ -1,0 +1,91 @@
+package reliability
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/manifest"
+	"github.com/medseg/medseg/internal/testenv"
+)
+
+// TestRiskInputsOnlyFromTrustedIdentities installs the ValidatingAdmissionPolicy that config/ and
+// the chart ship, and acts as a namespace editor and as a scanner (impersonation): the editor
+// cannot mark a vulnerability NotAffected or drop a detection, and is told which field; the
+// editor can still change other fields; the scanner, in the trusted group, can change both.
+func TestRiskInputsOnlyFromTrustedIdentities(t *testing.T) {
+	ctx := context.Background()
+	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "admission", "protected-inputs.yaml")}, nil)
+	must(t, err)
+	for _, o := range objs {
+		must(t, env.Client.Create(ctx, o.Object))
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o.Object) })
+	}
+	must(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "inputs"}}))
+	d := device("pump", "inputs", "10.48.0.1")
+	d.Spec.Vulnerabilities = []v1alpha1.Vulnerability{{ID: "CVE-2026-1", KnownExploited: true}}
+	d.Spec.Detections = []v1alpha1.Detection{{Source: "mdr", Type: "C2Beacon", ObservedAt: metav1.Now()}}
+	must(t, env.Client.Create(ctx, d))
+	must(t, env.Client.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "edit-devices", Namespace: "inputs"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "update", "patch"}}}}))
+	must(t, env.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "edit-devices", Namespace: "inputs"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "edit-devices"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "ward-admin"}, {Kind: "User", Name: "scanner-bot"}}}))
+
+	as := func(user string, groups ...string) client.Client {
+		cfg := rest.CopyConfig(env.Config)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
+		c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+		must(t, err)
+		return c
+	}
+	editor, scanner := as("ward-admin"), as("scanner-bot", "medseg:risk-feeds")
+	update := func(c client.Client, mutate func(*v1alpha1.MedicalDevice), opts ...client.UpdateOption) error {
+		var cur v1alpha1.MedicalDevice
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "inputs", Name: "pump"}, &cur); err != nil {
+			return err
+		}
+		mutate(&cur)
+		return c.Update(ctx, &cur, opts...)
+	}
+	lowerRisk := func(d *v1alpha1.MedicalDevice) { d.Spec.Vulnerabilities[0].Status = v1alpha1.VulnNotAffected }
+
+	// The policy takes effect once the API server has loaded it: probe with dry-run updates,
+	// which run admission without changing anything.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := update(editor, lowerRisk, client.DryRunAll)
+		if err != nil && strings.Contains(err.Error(), "spec.vulnerabilities is a risk input") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want a denial naming spec.vulnerabilities, got %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err := update(editor, lowerRisk); err == nil || !strings.Contains(err.Error(), "spec.vulnerabilities is a risk input") {
+		t.Fatalf("a namespace editor marked a vulnerability NotAffected: %v", err)
+	}
+	if err := update(editor, func(d *v1alpha1.MedicalDevice) { d.Spec.Detections = nil }); err == nil || !strings.Contains(err.Error(), "spec.detections is a risk input") {
+		t.Errorf("a namespace editor dropped a detection: %v", err)
+	}
+	if err := update(editor, func(d *v1alpha1.MedicalDevice) { d.Spec.Identity.FirmwareVersion = "4.3.0" }); err != nil {
+		t.Errorf("the editor must still edit the rest of the device: %v", err)
+	}
+	if err := update(scanner, lowerRisk); err != nil {
+		t.Errorf("the scanner must be able to write vulnerabilities: %v", err)
+	}
+	if err := update(scanner, func(d *v1alpha1.MedicalDevice) { d.Spec.Detections[0].Status = v1alpha1.DetectionResolved }); err != nil {
+		t.Errorf("monitoring must be able to resolve a detection: %v", err)
+	}
+}
