@@ -283,11 +283,25 @@ func TestResyncOfAnUnchangedClusterWritesNothing(t *testing.T) {
 			g.Expect(c.Reason).To(Equal(reason))
 		}, timeout, 100*time.Millisecond).Should(Succeed(), k.String())
 	}
-	// Let the last status writes land before the restart.
+	// Let the last status writes land before the restart, including the SegmentPolicy recounts,
+	// which are coalesced over 2 seconds: wait that window out, then for the counts to match.
+	time.Sleep(3 * time.Second)
 	g.Eventually(func(g Gomega) {
 		var p v1alpha1.SegmentPolicy
 		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: "diagnostics" + sfx}, &p)).To(Succeed())
 		g.Expect(p.Status.Guard).To(BeNil())
+		var devs v1alpha1.MedicalDeviceList
+		g.Expect(env.Client.List(ctx, &devs)).To(Succeed())
+		for _, name := range []string{"critical-care" + sfx, "diagnostics" + sfx} {
+			want := int32(0)
+			for _, d := range devs.Items {
+				if d.Status.Segmentation != nil && d.Status.Segmentation.Policy == name {
+					want++
+				}
+			}
+			g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: name}, &p)).To(Succeed())
+			g.Expect(p.Status.Devices).To(Equal(want), name)
+		}
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	stopFirst()
 
