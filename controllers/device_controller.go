@@ -68,9 +68,20 @@ type observed struct {
 	foreign []drift.Finding
 }
 
-// Reconcile reads like its steps: get the device, observe its surroundings, plan (pure),
-// enforce, and write status once.
+// Reconcile reconciles one device. During shutdown a failed step is not retried: a cancelled
+// context is not an error to back off from, and requeueing it would hold the manager's queue
+// open until the graceful-shutdown deadline.
 func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		return ctrl.Result{}, nil
+	}
+	return res, err
+}
+
+// reconcile reads like its steps: get the device, observe its surroundings, plan (pure),
+// enforce, and write status once.
+func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	dev := &v1alpha1.MedicalDevice{}
 	if err := r.Get(ctx, req.NamespacedName, dev); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -32,8 +32,18 @@ type SegmentPolicyReconciler struct {
 // +kubebuilder:rbac:groups=medseg.io,resources=segmentpolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumclusterwidenetworkpolicies,verbs=get;list;watch;create;update;patch;delete
 
-// Reconcile applies or removes the guard, counts the governed devices and writes status once.
+// Reconcile reconciles one SegmentPolicy; during shutdown failures are not retried (see the
+// MedicalDeviceReconciler).
 func (r *SegmentPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		return ctrl.Result{}, nil
+	}
+	return res, err
+}
+
+// reconcile applies or removes the guard, counts the governed devices and writes status once.
+func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pol := &v1alpha1.SegmentPolicy{}
 	if err := r.Get(ctx, req.NamespacedName, pol); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err) // the guard goes with it (owner reference)
