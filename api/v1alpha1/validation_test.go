@@ -280,8 +280,6 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-var _ runtime.Object = &v1alpha1.MedicalDevice{}
-
 // TestOfflineValidationMatchesTheAPIServer holds the plugin's offline validator to the same
 // table: every object the server rejects is rejected offline with the same field and message,
 // and the valid bases pass.

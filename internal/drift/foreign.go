@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
-	slimmetav1 "github.com/cilium/cilium/pkg/k8s/slim/k8s/apis/meta/v1"
 	policyapi "github.com/cilium/cilium/pkg/policy/api"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -445,5 +444,3 @@ func GatewayWorkloads(ns string, nsLabels map[string]string, selector metav1.Lab
 	}
 	return out
 }
-
-var _ = slimmetav1.LabelSelectorOpIn

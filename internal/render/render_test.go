@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	"github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2/validator"
 	"k8s.io/utils/ptr"
 
@@ -438,8 +437,6 @@ func hostCIDR(a string) string {
 	}
 	return a + "/32"
 }
-
-var _ = ciliumv2.CiliumNetworkPolicy{}
 
 // BenchmarkRender10000Devices renders 10,000 devices (the pump fixture with distinct names and
 // addresses) under one policy; devices/s = 10000 / (ns/op / 1e9).

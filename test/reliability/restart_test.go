@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -132,5 +131,4 @@ func TestConcurrentWritersDoNotFight(t *testing.T) {
 		t.Errorf("%d writes for %d devices (limit %d): medseg is fighting another writer", writes, len(keys), limit)
 	}
 	t.Logf("%d medseg writes for %d devices under three concurrent writers", writes, len(keys))
-	_ = types.NamespacedName{}
 }
