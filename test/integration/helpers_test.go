@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,21 @@ import (
 // it when the test ends. It returns the write counter wrapping the operator's client.
 func startOperator(t *testing.T) *testenv.Counter {
 	t.Helper()
+	counter, _ := runOperator(t)
+	return counter
+}
+
+// startOperatorStoppable starts an operator and returns a function that stops it and waits.
+func startOperatorStoppable(t *testing.T) func() {
+	t.Helper()
+	_, stop := runOperator(t)
+	return stop
+}
+
+// runOperator starts an operator whose client counts its calls, and returns the counter and an
+// idempotent stop, which also runs when the test ends.
+func runOperator(t *testing.T) (*testenv.Counter, func()) {
+	t.Helper()
 	counter := testenv.NewCounter()
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := operator.New(ctx, env.Config, operator.Config{
@@ -42,18 +58,22 @@ func startOperator(t *testing.T) *testenv.Counter {
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager stopped with error: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("manager stopped with error: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("manager did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("manager did not stop within 30s")
-		}
-	})
-	return counter
+		})
+	}
+	t.Cleanup(stop)
+	return counter, stop
 }
 
 // applySamples creates the objects of config/samples, namespaces and policies first, each
