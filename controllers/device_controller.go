@@ -64,8 +64,10 @@ type observed struct {
 	// without medseg.io/gateway: "true".
 	gatewayPods, unlabelled int
 	conflicts               []string
-	// foreign are the policies medseg does not own that concern the device (drift.ForDevice).
+	// foreign are the policies medseg does not own that concern the device (drift.ForDevice);
+	// widened explains those that widen access, "" if none does.
 	foreign []drift.Finding
+	widened string
 }
 
 // Reconcile reconciles one device. During shutdown a failed step is not retried: a cancelled
@@ -100,7 +102,7 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	p, planErr := plan.Device(plan.Input{Device: dev, Policies: obs.policies, Namespaces: obs.namespaces,
-		Widened: drift.Widening(obs.foreign), Now: now})
+		Widened: obs.widened, Now: now})
 
 	st := &deviceStatus{old: r.previousStatus(req.NamespacedName, dev), now: now, dev: dev, plan: p, obs: obs}
 	var enforceErr error
@@ -161,7 +163,7 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 	if err != nil {
 		return nil, err
 	}
-	obs.foreign = foreign
+	obs.foreign, obs.widened = foreign, drift.Widening(foreign)
 	for _, a := range dev.Spec.Network.Addresses {
 		var same v1alpha1.MedicalDeviceList
 		if err := r.List(ctx, &same, client.MatchingFields{indexAddress: a}, client.UnsafeDisableDeepCopy); err != nil {
@@ -384,8 +386,8 @@ func (st *deviceStatus) segmented(enforceErr error) (bool, string, string, outco
 	case enforceErr != nil:
 		msg := enforceErr.Error()
 		return false, v1alpha1.ReasonApplyFailed, msg, outcome{progressing: true, reason: v1alpha1.ReasonApplyFailed, message: msg}
-	case drift.Widening(st.obs.foreign) != "":
-		return stalled(v1alpha1.ReasonForeignPolicyWidens, "a policy medseg does not own widens access: "+drift.Widening(st.obs.foreign)+
+	case st.obs.widened != "":
+		return stalled(v1alpha1.ReasonForeignPolicyWidens, "a policy medseg does not own widens access: "+st.obs.widened+
 			"; medseg does not delete it, remove or narrow it")
 	case st.obs.namespaces[st.dev.Namespace][v1alpha1.LabelGatewayNamespace] != "true":
 		return stalled(v1alpha1.ReasonGatewayNamespaceNotLabelled, fmt.Sprintf(

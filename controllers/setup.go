@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/render"
 )
 
 // Field indexes on MedicalDevices.
@@ -39,12 +40,19 @@ const (
 )
 
 func foreignIndex(o client.Object) []string {
-	if o.GetLabels()[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue {
-		if ref := metav1.GetControllerOf(o); ref != nil && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
-			return nil
-		}
+	if ownedByMedseg(o) {
+		return nil
 	}
 	return []string{"true"}
+}
+
+// ownedByMedseg: the managed-by label and a controller reference into medseg.io.
+func ownedByMedseg(o client.Object) bool {
+	if o.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
+		return false
+	}
+	ref := metav1.GetControllerOf(o)
+	return ref != nil && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/")
 }
 
 // Options tune the controllers.
@@ -107,8 +115,8 @@ func (r *MedicalDeviceReconciler) devicesOfPolicy(ctx context.Context, o client.
 			seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
 		}
 	}
-	devSel, err1 := selectorOrEverything(pol.Spec.DeviceSelector)
-	nsSel, err2 := selectorOrEverything(pol.Spec.NamespaceSelector)
+	devSel, err1 := render.SelectorOrEverything(pol.Spec.DeviceSelector)
+	nsSel, err2 := render.SelectorOrEverything(pol.Spec.NamespaceSelector)
 	if err1 == nil && err2 == nil {
 		var nss corev1.NamespaceList
 		if err := r.List(ctx, &nss, client.MatchingLabelsSelector{Selector: nsSel}); err == nil {
@@ -179,13 +187,7 @@ func namesCIDRs(spec *policyapi.Rule, specs policyapi.Rules) bool {
 // notOwnedByMedseg drops events of medseg's own policies (managed-by label and a controller
 // reference into medseg.io); Owns watches handle those.
 func notOwnedByMedseg() predicate.Predicate {
-	return predicate.NewPredicateFuncs(func(o client.Object) bool {
-		if o.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
-			return true
-		}
-		ref := metav1.GetControllerOf(o)
-		return ref == nil || !strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/")
-	})
+	return predicate.NewPredicateFuncs(func(o client.Object) bool { return !ownedByMedseg(o) })
 }
 
 func (r *MedicalDeviceReconciler) devicesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
@@ -202,13 +204,6 @@ func (r *MedicalDeviceReconciler) devicesInNamespace(ctx context.Context, o clie
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}})
 	}
 	return out
-}
-
-func selectorOrEverything(s *metav1.LabelSelector) (labels.Selector, error) {
-	if s == nil {
-		return labels.Everything(), nil
-	}
-	return metav1.LabelSelectorAsSelector(s)
 }
 
 // podLabelsChanged passes pod creations, deletions and label changes: the only pod facts

@@ -85,12 +85,6 @@ func (p Priority) Rank() int {
 	}
 }
 
-// Priorities lists every priority from lowest to highest.
-var Priorities = []Priority{PriorityDefer, PriorityScheduled, PriorityOutOfCycle, PriorityImmediate}
-
-// Modes lists every mode from open to closed.
-var Modes = []Mode{ModeStandard, ModeRestricted, ModeQuarantine}
-
 // Enforcement says whether a SegmentPolicy writes Cilium objects.
 // +kubebuilder:validation:Enum=Enforce;Audit
 type Enforcement string

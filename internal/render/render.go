@@ -426,11 +426,6 @@ func HashOf(labels map[string]string, spec *policyapi.Rule, specs policyapi.Rule
 	return "sha256:" + hex.EncodeToString(sum[:16]), nil
 }
 
-// ContentHash returns the content hash annotation of an object, or "".
-func ContentHash(annotations map[string]string) string {
-	return annotations[v1alpha1.AnnotationContentHash]
-}
-
 func hostPrefixes(addrs []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(addrs))
 	for i, a := range addrs {

@@ -55,18 +55,19 @@ func SelectPolicy(dev *v1alpha1.MedicalDevice, namespaceLabels map[string]string
 
 // Selects reports whether the policy's selectors match a device's labels and its namespace's labels.
 func Selects(p *v1alpha1.SegmentPolicy, deviceLabels, namespaceLabels map[string]string) (bool, error) {
-	ds, err := selectorOrEverything(p.Spec.DeviceSelector)
+	ds, err := SelectorOrEverything(p.Spec.DeviceSelector)
 	if err != nil {
 		return false, fmt.Errorf("SegmentPolicy %s: spec.deviceSelector: %w", p.Name, err)
 	}
-	ns, err := selectorOrEverything(p.Spec.NamespaceSelector)
+	ns, err := SelectorOrEverything(p.Spec.NamespaceSelector)
 	if err != nil {
 		return false, fmt.Errorf("SegmentPolicy %s: spec.namespaceSelector: %w", p.Name, err)
 	}
 	return ds.Matches(labels.Set(deviceLabels)) && ns.Matches(labels.Set(namespaceLabels)), nil
 }
 
-func selectorOrEverything(s *metav1.LabelSelector) (labels.Selector, error) {
+// SelectorOrEverything converts a label selector; nil selects everything.
+func SelectorOrEverything(s *metav1.LabelSelector) (labels.Selector, error) {
 	if s == nil {
 		return labels.Everything(), nil
 	}
