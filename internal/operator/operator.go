@@ -47,6 +47,8 @@ type Config struct {
 	// 10 would make a cold start of thousands of devices take minutes). Zero means 50 and 100.
 	QPS   float32
 	Burst int
+	// GracefulShutdownTimeout bounds how long in-flight work may finish on stop; zero means 30s.
+	GracefulShutdownTimeout time.Duration
 }
 
 // Scheme returns the scheme medseg uses: client-go, medseg and Cilium v2.
@@ -77,6 +79,9 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 		c.Burst = 100
 	}
 	cfg.QPS, cfg.Burst = c.QPS, c.Burst
+	if c.GracefulShutdownTimeout == 0 {
+		c.GracefulShutdownTimeout = 30 * time.Second
+	}
 	if c.LeaderElectionID == "" {
 		c.LeaderElectionID = "medseg.medseg.io"
 	}
@@ -96,7 +101,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 		LeaderElectionID:              c.LeaderElectionID,
 		LeaderElectionNamespace:       c.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       ptrDuration(30 * time.Second),
+		GracefulShutdownTimeout:       ptrDuration(c.GracefulShutdownTimeout),
 		NewClient:                     c.NewClient,
 	}
 	if c.SkipNameValidation {
