@@ -123,7 +123,8 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, enforceErr
 	}
 	if planErr == nil && p.Render != nil && !p.Render.NextChange.IsZero() {
-		// An exception starts or ends: come back exactly then, without any other event.
+		// An exception or access grant starts or ends: come back exactly then, without any
+		// other event.
 		return ctrl.Result{RequeueAfter: p.Render.NextChange.Sub(now) + 50*time.Millisecond}, nil
 	}
 	return ctrl.Result{}, nil
@@ -276,6 +277,19 @@ func (r *MedicalDeviceReconciler) emitEvents(dev *v1alpha1.MedicalDevice, st *de
 		ev(corev1.EventTypeNormal, v1alpha1.EventExceptionExpired, "exception %s (approved by %s) expired at %s",
 			oldSeg.ActiveException.Name, oldSeg.ActiveException.ApprovedBy, oldSeg.ActiveException.ExpiresAt.UTC().Format(time.RFC3339))
 	}
+	emitAccessEvents(ev, st.now, oldSeg, curSeg)
+	oldComm := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionCommissioned)
+	curComm := meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionCommissioned)
+	if curComm != nil && (oldComm == nil || oldComm.Reason != curComm.Reason) {
+		switch curComm.Reason {
+		case v1alpha1.ReasonCommissioned:
+			if oldComm != nil { // not on first sight: a device created commissioned did not change
+				ev(corev1.EventTypeNormal, v1alpha1.EventCommissioned, "%s", curComm.Message)
+			}
+		case v1alpha1.ReasonFlowsChanged:
+			ev(corev1.EventTypeWarning, v1alpha1.EventFlowsChanged, "%s", curComm.Message)
+		}
+	}
 	if st.applied == repaired {
 		ev(corev1.EventTypeWarning, v1alpha1.EventDriftRepaired, "CiliumNetworkPolicy %s was edited or deleted by hand; medseg put it back", st.plan.Render.CNP.Name)
 	}
@@ -283,6 +297,38 @@ func (r *MedicalDeviceReconciler) emitEvents(dev *v1alpha1.MedicalDevice, st *de
 	curSegmented := meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionSegmented)
 	if curSegmented != nil && curSegmented.Reason == v1alpha1.ReasonNoSegmentPolicy && (oldSegmented == nil || oldSegmented.Reason != v1alpha1.ReasonNoSegmentPolicy) {
 		ev(corev1.EventTypeWarning, v1alpha1.EventNoSegmentPolicy, "%s", curSegmented.Message)
+	}
+}
+
+// emitAccessEvents reports access grants that opened a flow (AccessGranted) and flows whose
+// grant no longer opens them (AccessEnded: the window closed, the grant was withdrawn or the
+// mode tightened).
+func emitAccessEvents(ev func(typ, reason, note string, args ...any), now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) {
+	grants := func(s *v1alpha1.SegmentationStatus) map[string]v1alpha1.ActiveGrant {
+		out := map[string]v1alpha1.ActiveGrant{}
+		if s != nil {
+			for _, g := range s.ActiveGrants {
+				out[g.Name+"/"+g.Flow] = g
+			}
+		}
+		return out
+	}
+	before, after := grants(oldSeg), grants(curSeg)
+	for _, g := range curSeg.ActiveGrantsOrEmpty() {
+		if _, ok := before[g.Name+"/"+g.Flow]; !ok {
+			ev(corev1.EventTypeNormal, v1alpha1.EventAccessGranted, "access grant %s (approved by %s, ticket %s) opens flow %s until %s",
+				g.Name, g.ApprovedBy, g.Ticket, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	for _, g := range oldSeg.ActiveGrantsOrEmpty() {
+		if _, ok := after[g.Name+"/"+g.Flow]; ok {
+			continue
+		}
+		why := "the grant was withdrawn or the mode no longer allows the flow"
+		if !now.Before(g.NotAfter.Time) {
+			why = "the window ended at " + g.NotAfter.UTC().Format(time.RFC3339)
+		}
+		ev(corev1.EventTypeNormal, v1alpha1.EventAccessEnded, "access grant %s no longer opens flow %s: %s", g.Name, g.Flow, why)
 	}
 }
 
@@ -313,6 +359,19 @@ func (st *deviceStatus) build(planErr, enforceErr error) {
 	}
 	s.Risk = risk
 	setCondition(&s.Conditions, gen, v1alpha1.ConditionRiskAssessed, true, v1alpha1.ReasonAssessed, risk.Summary)
+
+	// Commissioned does not depend on a policy: it compares spec.commissioning with spec.flows.
+	commission := dev.Spec.CommissioningState()
+	s.FlowsHash = commission.FlowsHash
+	commissionMsg := commission.Message
+	if res := st.plan.Render; planErr == nil && res != nil && !res.NoPolicy && !commission.Commissioned {
+		if res.Onboarding {
+			commissionMsg += fmt.Sprintf("; until then the device runs at least in onboarding mode %s of SegmentPolicy %s", st.plan.Policy.Spec.OnboardingMode(), res.Policy)
+		} else {
+			commissionMsg += fmt.Sprintf("; SegmentPolicy %s does not require onboarding (onboarding.required=false), so its risk alone sets the mode", res.Policy)
+		}
+	}
+	setCondition(&s.Conditions, gen, v1alpha1.ConditionCommissioned, commission.Commissioned, commission.Reason, commissionMsg)
 
 	var o outcome
 	segOK, segReason, segMsg := false, "", ""
@@ -447,6 +506,11 @@ func (st *deviceStatus) segmentation(planErr error) *v1alpha1.SegmentationStatus
 	}
 	if e := res.Exception; e != nil {
 		seg.ActiveException = &v1alpha1.ActiveException{Name: e.Name, MaxMode: e.MaxMode, ApprovedBy: e.ApprovedBy, ExpiresAt: e.ExpiresAt}
+	}
+	seg.Onboarding = res.Onboarding
+	for _, g := range res.Grants() {
+		seg.ActiveGrants = append(seg.ActiveGrants, v1alpha1.ActiveGrant{Name: g.Name, Flow: g.Flow, ApprovedBy: g.ApprovedBy, Ticket: g.Ticket,
+			NotBefore: g.NotBefore, NotAfter: g.NotAfter})
 	}
 	return seg
 }

@@ -65,7 +65,7 @@ func sameConditions(a, b []metav1.Condition) bool {
 
 // sameStatus reports whether two device statuses say the same thing.
 func sameStatus(a, b *v1alpha1.MedicalDeviceStatus) bool {
-	if a.ObservedGeneration != b.ObservedGeneration || !sameConditions(a.Conditions, b.Conditions) {
+	if a.ObservedGeneration != b.ObservedGeneration || a.FlowsHash != b.FlowsHash || !sameConditions(a.Conditions, b.Conditions) {
 		return false
 	}
 	return equality.Semantic.DeepEqual(a.Risk, b.Risk) && equality.Semantic.DeepEqual(a.Segmentation, b.Segmentation) &&

@@ -11,6 +11,8 @@ const (
 	// ConditionIsolated (SegmentPolicy): no workload other than gateways can reach its device
 	// networks.
 	ConditionIsolated = "Isolated"
+	// ConditionCommissioned (MedicalDevice): spec.commissioning approves the current flows.
+	ConditionCommissioned = "Commissioned"
 )
 
 // Condition reasons: the whole vocabulary medseg writes, in one place. UpperCamelCase.
@@ -53,6 +55,12 @@ const (
 	ReasonIsolated = "Isolated"
 	// ReasonFlatNetwork: some workloads other than gateways can reach the device networks.
 	ReasonFlatNetwork = "FlatNetwork"
+	// ReasonCommissioned: spec.commissioning.flowsHash matches the current flows.
+	ReasonCommissioned = "Commissioned"
+	// ReasonNotCommissioned: the device has no spec.commissioning.
+	ReasonNotCommissioned = "NotCommissioned"
+	// ReasonFlowsChanged: spec.flows changed after commissioning; the approval no longer covers them.
+	ReasonFlowsChanged = "FlowsChanged"
 )
 
 // Event reasons, emitted on transitions only.
@@ -63,6 +71,10 @@ const (
 	EventExceptionExpired  = "ExceptionExpired"
 	EventEnforcementChange = "EnforcementChanged"
 	EventNoSegmentPolicy   = "NoSegmentPolicy"
+	EventCommissioned      = "Commissioned"
+	EventFlowsChanged      = "FlowsChanged"
+	EventAccessGranted     = "AccessGranted"
+	EventAccessEnded       = "AccessEnded"
 )
 
 // Labels and annotations medseg reads or writes.

@@ -53,6 +53,20 @@ const (
 	ProtocolUDP Protocol = "UDP"
 )
 
+// Access says whether a flow stands open (whenever the mode allows its tier) or opens only inside
+// an access grant.
+// +kubebuilder:validation:Enum=Standing;Granted
+type Access string
+
+// The access kinds.
+const (
+	// AccessStanding: the flow is rendered whenever the mode allows its tier.
+	AccessStanding Access = "Standing"
+	// AccessGranted: the flow is rendered only inside an active access grant of the governing
+	// SegmentPolicy (spec.accessGrants), e.g. vendor remote maintenance.
+	AccessGranted Access = "Granted"
+)
+
 // Exploitation is the state of exploitation of a vulnerability, as SSVC defines it.
 // +kubebuilder:validation:Enum=None;PoC;Active
 type Exploitation string
@@ -227,10 +241,41 @@ type Flow struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	Peers []Peer `json:"peers"`
+	// access is Standing (rendered whenever the mode allows the tier) or Granted (rendered only
+	// inside an active access grant in the governing SegmentPolicy). Unset means Standing, but a
+	// SegmentPolicy with allowedPeers.externalRequiresGrant (the default) requires a grant for
+	// every flow with an external peer.
+	// +optional
+	Access Access `json:"access,omitempty"`
 	// description says what the flow is for, for auditors.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	Description string `json:"description,omitempty"`
+}
+
+// Commissioning records that the security team approved the device's flows for clinical use.
+// Until it is set, and whenever spec.flows no longer hash to flowsHash, the device runs in the
+// governing SegmentPolicy's onboarding mode whatever its risk.
+type Commissioning struct {
+	// approvedBy names who approved the flows.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	ApprovedBy string `json:"approvedBy"`
+	// approvedAt is when the flows were approved.
+	// +required
+	ApprovedAt metav1.Time `json:"approvedAt"`
+	// ticket is the change or commissioning ticket, e.g. CHG-2026-0412.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Ticket string `json:"ticket"`
+	// flowsHash is the hash of spec.flows as approved ("sha256:" and 64 hex digits), as
+	// `kubectl medseg commission` computes it and status.flowsHash reports it.
+	// +required
+	// +kubebuilder:validation:MaxLength=71
+	// +kubebuilder:validation:Pattern=`^sha256:[0-9a-f]{64}$`
+	FlowsHash string `json:"flowsHash"`
 }
 
 // Vulnerability is one vulnerability that applies, or may apply, to the device. Several
@@ -333,6 +378,9 @@ type MedicalDeviceSpec struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=32
 	Detections []Detection `json:"detections,omitempty"`
+	// commissioning records the approval of the device's flows for clinical use.
+	// +optional
+	Commissioning *Commissioning `json:"commissioning,omitempty"`
 }
 
 // SSVCInput is one input of the SSVC decision with where its value came from.
@@ -394,7 +442,7 @@ type RiskStatus struct {
 }
 
 // BlockReason says why a flow is not rendered.
-// +kubebuilder:validation:Enum=Mode;Ceiling
+// +kubebuilder:validation:Enum=Mode;Ceiling;Grant
 type BlockReason string
 
 // The block reasons.
@@ -403,6 +451,8 @@ const (
 	BlockMode BlockReason = "Mode"
 	// BlockCeiling: a peer lies outside the policy's allowedPeers.
 	BlockCeiling BlockReason = "Ceiling"
+	// BlockGrant: the flow needs an access grant and none is active.
+	BlockGrant BlockReason = "Grant"
 )
 
 // BlockedFlow is a declared flow that is not rendered, and why.
@@ -432,6 +482,36 @@ type ActiveException struct {
 	// expiresAt is when it stops applying.
 	// +required
 	ExpiresAt metav1.Time `json:"expiresAt"`
+}
+
+// ActiveGrant is an access grant that is open now for one of the device's flows.
+type ActiveGrant struct {
+	// name of the grant in the SegmentPolicy.
+	// +required
+	Name string `json:"name"`
+	// flow the grant opens.
+	// +required
+	Flow string `json:"flow"`
+	// approvedBy approved the grant.
+	// +required
+	ApprovedBy string `json:"approvedBy"`
+	// ticket of the grant.
+	// +optional
+	Ticket string `json:"ticket,omitempty"`
+	// notBefore is when the grant opened.
+	// +required
+	NotBefore metav1.Time `json:"notBefore"`
+	// notAfter is when it ends.
+	// +required
+	NotAfter metav1.Time `json:"notAfter"`
+}
+
+// ActiveGrantsOrEmpty returns the active grants, or nil for a nil status.
+func (s *SegmentationStatus) ActiveGrantsOrEmpty() []ActiveGrant {
+	if s == nil {
+		return nil
+	}
+	return s.ActiveGrants
 }
 
 // AppliedObject is a Cilium object medseg applied for the device.
@@ -475,6 +555,14 @@ type SegmentationStatus struct {
 	// activeException is the exception capping the mode, if any.
 	// +optional
 	ActiveException *ActiveException `json:"activeException,omitempty"`
+	// onboarding is true while the device runs in the policy's onboarding mode because it is
+	// not commissioned or its flows changed after commissioning.
+	// +optional
+	Onboarding bool `json:"onboarding,omitempty"`
+	// activeGrants are the access grants open now for the device's flows, with when they end.
+	// +optional
+	// +listType=atomic
+	ActiveGrants []ActiveGrant `json:"activeGrants,omitempty"`
 	// appliedObjects are the Cilium objects medseg applied for the device, with hashes.
 	// +optional
 	// +listType=atomic
@@ -545,11 +633,15 @@ type MedicalDeviceStatus struct {
 	// observedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready, Reconciling, Stalled, RiskAssessed, Segmented.
+	// conditions: Ready, Reconciling, Stalled, RiskAssessed, Segmented, Commissioned.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// flowsHash is the hash of the current spec.flows; spec.commissioning.flowsHash must equal it
+	// for the device to count as commissioned.
+	// +optional
+	FlowsHash string `json:"flowsHash,omitempty"`
 	// risk is the SSVC assessment.
 	// +optional
 	Risk *RiskStatus `json:"risk,omitempty"`
@@ -574,6 +666,7 @@ type MedicalDeviceStatus struct {
 // +kubebuilder:printcolumn:name="Priority",type=string,JSONPath=`.status.risk.priority`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.segmentation.mode`
 // +kubebuilder:printcolumn:name="Segmented",type=string,JSONPath=`.status.conditions[?(@.type=="Segmented")].status`
+// +kubebuilder:printcolumn:name="Commissioned",type=string,JSONPath=`.status.conditions[?(@.type=="Commissioned")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 lowercase letters, digits and '-'): it names the device's policy and labels"
 type MedicalDevice struct {

@@ -76,6 +76,70 @@ type AllowedPeers struct {
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="externalCIDRs entries must be networks in CIDR notation"
 	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > 0",message="externalCIDRs must not contain 0.0.0.0/0 or ::/0"
 	ExternalCIDRs []string `json:"externalCIDRs,omitempty"`
+	// externalRequiresGrant: every flow with an external peer opens only inside an active
+	// access grant (spec.accessGrants), as if it had access: Granted. Default true.
+	// +optional
+	// +kubebuilder:default=true
+	ExternalRequiresGrant *bool `json:"externalRequiresGrant,omitempty"`
+}
+
+// Onboarding says how devices run before they are commissioned.
+type Onboarding struct {
+	// required: a device must be commissioned (spec.commissioning matching its flows) to leave
+	// the onboarding mode. Set false for a brownfield rollout, where devices already in clinical
+	// use must not all drop to the onboarding mode on the day medseg is installed.
+	// +optional
+	// +kubebuilder:default=true
+	Required *bool `json:"required,omitempty"`
+	// mode for devices that are not commissioned; the risk response can still make it
+	// stricter, never more open.
+	// +optional
+	// +kubebuilder:default=Restricted
+	Mode Mode `json:"mode,omitempty"`
+}
+
+// VendorAccess bounds access grants.
+type VendorAccess struct {
+	// maxWindow bounds every access grant (notAfter - notBefore).
+	// +optional
+	// +kubebuilder:default="8h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('720h')",message="vendorAccess.maxWindow must be positive and at most 720h"
+	MaxWindow *metav1.Duration `json:"maxWindow,omitempty"`
+}
+
+// AccessGrant opens one Granted flow of one device for an approved window.
+type AccessGrant struct {
+	// name identifies the grant within the policy.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// device the grant applies to.
+	// +required
+	Device ObjectRef `json:"device"`
+	// flow is the name of the device's flow the grant opens.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Flow string `json:"flow"`
+	// notBefore is when the window opens (inclusive).
+	// +required
+	NotBefore metav1.Time `json:"notBefore"`
+	// notAfter is when it closes (exclusive), at most vendorAccess.maxWindow after notBefore.
+	// +required
+	NotAfter metav1.Time `json:"notAfter"`
+	// approvedBy names who approved the window.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	ApprovedBy string `json:"approvedBy"`
+	// ticket is the change or vendor-support ticket.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Ticket string `json:"ticket"`
 }
 
 // ExploitationSettings tune how exploitation is derived.
@@ -135,6 +199,8 @@ type Exception struct {
 // SegmentPolicySpec says how risk maps to segmentation for the devices it selects.
 // +kubebuilder:validation:XValidation:rule="!has(self.exceptions) || self.exceptions.all(e, timestamp(e.expiresAt) > timestamp(e.approvedAt))",message="exceptions: expiresAt must be after approvedAt"
 // +kubebuilder:validation:XValidation:rule="!has(self.exceptions) || self.exceptions.all(e, timestamp(e.expiresAt) - timestamp(e.approvedAt) <= duration(self.maxExceptionDuration))",message="exceptions: expiresAt may be at most maxExceptionDuration after approvedAt"
+// +kubebuilder:validation:XValidation:rule="!has(self.accessGrants) || self.accessGrants.all(g, timestamp(g.notAfter) > timestamp(g.notBefore))",message="accessGrants: notAfter must be after notBefore"
+// +kubebuilder:validation:XValidation:rule="!has(self.accessGrants) || self.accessGrants.all(g, timestamp(g.notAfter) - timestamp(g.notBefore) <= (has(self.vendorAccess) && has(self.vendorAccess.maxWindow) ? duration(self.vendorAccess.maxWindow) : duration('8h')))",message="accessGrants: notAfter may be at most vendorAccess.maxWindow (default 8h) after notBefore"
 type SegmentPolicySpec struct {
 	// deviceSelector selects MedicalDevices by label; unset or {} selects all.
 	// +optional
@@ -189,6 +255,22 @@ type SegmentPolicySpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=256
 	Exceptions []Exception `json:"exceptions,omitempty"`
+	// onboarding says how devices run before they are commissioned.
+	// +optional
+	// +kubebuilder:default={}
+	Onboarding *Onboarding `json:"onboarding,omitempty"`
+	// vendorAccess bounds access grants.
+	// +optional
+	// +kubebuilder:default={}
+	VendorAccess *VendorAccess `json:"vendorAccess,omitempty"`
+	// accessGrants open Granted flows (vendor remote access) of single devices for approved
+	// windows. They live here, in the security team's object, so a device owner cannot grant
+	// their own vendor access.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	AccessGrants []AccessGrant `json:"accessGrants,omitempty"`
 }
 
 // DefaultMaxExceptionDuration is used when the policy does not set maxExceptionDuration.
@@ -200,6 +282,35 @@ func (s *SegmentPolicySpec) MaxExceptionDurationOrDefault() time.Duration {
 		return DefaultMaxExceptionDuration
 	}
 	return s.MaxExceptionDuration.Duration
+}
+
+// DefaultMaxGrantWindow is used when the policy does not set vendorAccess.maxWindow.
+const DefaultMaxGrantWindow = 8 * time.Hour
+
+// MaxGrantWindow returns vendorAccess.maxWindow or its default.
+func (s *SegmentPolicySpec) MaxGrantWindow() time.Duration {
+	if s.VendorAccess == nil || s.VendorAccess.MaxWindow == nil || s.VendorAccess.MaxWindow.Duration <= 0 {
+		return DefaultMaxGrantWindow
+	}
+	return s.VendorAccess.MaxWindow.Duration
+}
+
+// OnboardingRequired reports onboarding.required with its default (true).
+func (s *SegmentPolicySpec) OnboardingRequired() bool {
+	return s.Onboarding == nil || s.Onboarding.Required == nil || *s.Onboarding.Required
+}
+
+// OnboardingMode returns onboarding.mode or its default (Restricted).
+func (s *SegmentPolicySpec) OnboardingMode() Mode {
+	if s.Onboarding == nil || s.Onboarding.Mode == "" {
+		return ModeRestricted
+	}
+	return s.Onboarding.Mode
+}
+
+// ExternalRequiresGrant reports allowedPeers.externalRequiresGrant with its default (true).
+func (s *SegmentPolicySpec) ExternalRequiresGrant() bool {
+	return s.AllowedPeers == nil || s.AllowedPeers.ExternalRequiresGrant == nil || *s.AllowedPeers.ExternalRequiresGrant
 }
 
 // EPSSThreshold returns exploitation.epssActiveThreshold or its default.

@@ -92,6 +92,11 @@ func validPolicy(name string) *v1alpha1.SegmentPolicy {
 				ApprovedBy: "Dr. Who", Justification: "clinical need",
 				ApprovedAt: metav1.NewTime(approved), ExpiresAt: metav1.NewTime(approved.Add(240 * time.Hour)),
 			}},
+			AccessGrants: []v1alpha1.AccessGrant{{
+				Name: "vendor-window", Device: v1alpha1.ObjectRef{Namespace: "validation", Name: "pump"}, Flow: "vendor",
+				NotBefore: metav1.NewTime(approved), NotAfter: metav1.NewTime(approved.Add(8 * time.Hour)),
+				ApprovedBy: "M. Chen", Ticket: "VND-1",
+			}},
 		},
 	}
 }
@@ -124,6 +129,13 @@ func peer(p v1alpha1.Peer) func(d *v1alpha1.MedicalDevice) {
 }
 
 var invalidCases = []invalidCase{
+	deviceCase("unknown flow access", "spec.flows[0].access", "Unsupported value", func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].Access = "Always" }),
+	deviceCase("commissioning hash that is no sha256", "spec.commissioning.flowsHash", "should match", func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: "J. Rivera", ApprovedAt: metav1.Now(), Ticket: "CHG-1", FlowsHash: "md5:abc"}
+	}),
+	deviceCase("commissioning without ticket", "spec.commissioning.ticket", "at least 1 chars long", func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: "J. Rivera", ApprovedAt: metav1.Now(), FlowsHash: v1alpha1.FlowsHash(d.Spec.Flows)}
+	}),
 	deviceCase("a network is not a device address", "spec.network.addresses[0]", "address must be a single IP address", address("10.20.0.0/24")),
 	deviceCase("a host name is not a device address", "spec.network.addresses[0]", "address must be a single IP address", address("pump.icu.local")),
 	deviceCase("0.0.0.0 is rejected", "spec.network.addresses[0]", "must not be unspecified", address("0.0.0.0")),
@@ -215,6 +227,24 @@ var invalidCases = []invalidCase{
 		p.Spec.Exceptions = append(p.Spec.Exceptions, p.Spec.Exceptions[0])
 	}),
 	policyCase("exception with unknown maxMode", "spec.exceptions[0].maxMode", "Unsupported value", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].MaxMode = "Open" }),
+	policyCase("grant ending before it starts", "spec", "notAfter must be after notBefore", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.AccessGrants[0].NotAfter = metav1.NewTime(p.Spec.AccessGrants[0].NotBefore.Add(-time.Minute))
+	}),
+	policyCase("grant longer than the default 8h window", "spec", "at most vendorAccess.maxWindow", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.AccessGrants[0].NotAfter = metav1.NewTime(p.Spec.AccessGrants[0].NotBefore.Add(8*time.Hour + time.Second))
+	}),
+	policyCase("grant longer than a shorter maxWindow", "spec", "at most vendorAccess.maxWindow", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.VendorAccess = &v1alpha1.VendorAccess{MaxWindow: &metav1.Duration{Duration: 2 * time.Hour}}
+	}),
+	policyCase("maxWindow over 30 days", "spec.vendorAccess.maxWindow", "at most 720h", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.VendorAccess = &v1alpha1.VendorAccess{MaxWindow: &metav1.Duration{Duration: 721 * time.Hour}}
+		p.Spec.AccessGrants = nil
+	}),
+	policyCase("grant without ticket", "spec.accessGrants[0].ticket", "at least 1 chars long", func(p *v1alpha1.SegmentPolicy) { p.Spec.AccessGrants[0].Ticket = "" }),
+	policyCase("grant for a flow that is no DNS label", "spec.accessGrants[0].flow", "should match", func(p *v1alpha1.SegmentPolicy) { p.Spec.AccessGrants[0].Flow = "Vendor Flow" }),
+	policyCase("unknown onboarding mode", "spec.onboarding.mode", "Unsupported value", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Onboarding = &v1alpha1.Onboarding{Mode: "Open"}
+	}),
 	policyCase("priority above 1000", "spec.priority", "less than or equal to 1000", func(p *v1alpha1.SegmentPolicy) { p.Spec.Priority = 5000 }),
 }
 
@@ -268,6 +298,12 @@ func TestDefaults(t *testing.T) {
 	}
 	if p.Spec.MaxExceptionDuration == nil || p.Spec.MaxExceptionDuration.Duration != 720*time.Hour {
 		t.Errorf("maxExceptionDuration default = %v", p.Spec.MaxExceptionDuration)
+	}
+	if !p.Spec.OnboardingRequired() || p.Spec.Onboarding == nil || p.Spec.Onboarding.Required == nil || p.Spec.OnboardingMode() != v1alpha1.ModeRestricted || p.Spec.Onboarding.Mode == "" {
+		t.Errorf("onboarding should default to required, Restricted: %+v", p.Spec.Onboarding)
+	}
+	if p.Spec.VendorAccess == nil || p.Spec.VendorAccess.MaxWindow == nil || p.Spec.VendorAccess.MaxWindow.Duration != 8*time.Hour {
+		t.Errorf("vendorAccess.maxWindow should default to 8h: %+v", p.Spec.VendorAccess)
 	}
 	d := validDevice("defaults")
 	d.Namespace = "default"

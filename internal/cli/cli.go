@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
@@ -35,6 +36,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runAudit(args[1:], stdout, stderr)
 	case "explain":
 		err = runExplain(args[1:], stdout, stderr)
+	case "commission":
+		err = runCommission(args[1:], stdout, stderr)
 	default:
 		err = fmt.Errorf("unknown command %q", args[0])
 		usage(stderr)
@@ -64,6 +67,8 @@ Online (the current kubeconfig, or --kubeconfig):
                                                      SegmentPolicies (flatness); exit 2 when any
                                                      device is unsegmented or a policy is flat
   explain DEVICE -n NAMESPACE                        the decision medseg recorded for one device
+  commission DEVICE -n NAMESPACE --ticket T         approve the device's current flows for clinical
+    [--approved-by NAME] [--dry-run]                 use (writes spec.commissioning with their hash)
 
 PATH is a file, a directory of *.yaml/*.yml/*.json, or - for standard input; -f repeats.
 `)
@@ -152,6 +157,9 @@ var NewClient = func(kubeconfig string) (client.Client, error) {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		return nil, err
 	}
+	if err := authenticationv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return client.New(cfg, client.Options{Scheme: s})
 }
 
@@ -177,11 +185,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
 	ns := fs.String("n", "default", "namespace of the device")
-	// Accept the device name before or after the flags, as kubectl does.
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
+	name, args := leadingName(args)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

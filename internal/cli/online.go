@@ -169,6 +169,11 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 	id := d.Spec.Identity
 	p("MedicalDevice %s/%s: %s %s (%s)", d.Namespace, d.Name, id.Manufacturer, id.Model, dash(id.DeviceType))
 	p("Clinical impact: safety %s, mission %s", d.Spec.Clinical.SafetyImpact, d.Spec.Clinical.MissionImpact)
+	if c := d.Spec.Commissioning; c != nil {
+		p("Commissioned by %s (ticket %s, %s), flowsHash %s", c.ApprovedBy, c.Ticket, c.ApprovedAt.UTC().Format(time.RFC3339), c.FlowsHash)
+	} else {
+		p("Not commissioned")
+	}
 	if d.Status.ObservedGeneration != d.Generation {
 		p("NOTE: status describes generation %d; the spec is at %d (medseg has not caught up yet)", d.Status.ObservedGeneration, d.Generation)
 	}
@@ -186,6 +191,12 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 		p("  why: %s", s.ModeReason)
 		if e := s.ActiveException; e != nil {
 			p("  exception %s approved by %s caps the mode at %s until %s", e.Name, e.ApprovedBy, e.MaxMode, e.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		if s.Onboarding {
+			p("  onboarding: the device is not commissioned for its current flows (see the Commissioned condition)")
+		}
+		for _, g := range s.ActiveGrants {
+			p("  access grant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, dash(g.Ticket), g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
 		}
 		p("  allowed flows: %s", dash(strings.Join(s.AllowedFlows, ", ")))
 		for _, b := range s.BlockedFlows {

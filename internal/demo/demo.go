@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -216,6 +217,23 @@ func FreshenExceptions(u *unstructured.Unstructured, now time.Time) {
 	}
 }
 
+// Recommission sets spec.commissioning.flowsHash of a MedicalDevice that has a commissioning
+// record to the hash of its current flows. Test hospitals rename the samples' namespaces, which
+// changes the flows' peer selectors the samples' commissioning approved.
+func Recommission(u *unstructured.Unstructured) error {
+	if u.GetKind() != "MedicalDevice" {
+		return nil
+	}
+	if _, found, _ := unstructured.NestedMap(u.Object, "spec", "commissioning"); !found {
+		return nil
+	}
+	var d v1alpha1.MedicalDevice
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		return err
+	}
+	return unstructured.SetNestedField(u.Object, v1alpha1.FlowsHash(d.Spec.Flows), "spec", "commissioning", "flowsHash")
+}
+
 // apply is `kubectl apply --server-side --field-manager=medseg-demo`.
 func (s *story) apply(u *unstructured.Unstructured) error {
 	return s.Client.Apply(s.ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("medseg-demo"), client.ForceOwnership)
@@ -348,7 +366,7 @@ func (s *story) kev() error {
 	s.say("$ kubectl apply --server-side --field-manager=cisa-kev-feed  (knownExploited: true)")
 	fmt.Fprintln(s.Out)
 	var d *v1alpha1.MedicalDevice
-	err := s.waitFor("raise the pump to Immediate and quarantine it", func() (bool, string, error) {
+	err := s.waitFor("raise the pump to OutOfCycle, which critical care quarantines", func() (bool, string, error) {
 		var err error
 		if d, err = s.device(pump); err != nil {
 			return false, "", err

@@ -49,7 +49,8 @@ func Device(in Input) (*Plan, error) {
 	if sel.Policy != nil {
 		threshold = sel.Policy.Spec.EPSSThreshold()
 	}
-	exposure, why := risk.BaselineExposure(dev.Spec.Flows, unenforced, in.Widened)
+	gated := func(f v1alpha1.Flow) bool { return render.NeedsGrant(sel.Policy, f) }
+	exposure, why := risk.BaselineExposure(dev.Spec.Flows, gated, unenforced, in.Widened)
 	p.Assessment = risk.Assess(risk.Input{
 		Safety: dev.Spec.Clinical.SafetyImpact, Mission: dev.Spec.Clinical.MissionImpact,
 		Vulnerabilities: dev.Spec.Vulnerabilities, Detections: dev.Spec.Detections,

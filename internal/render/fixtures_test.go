@@ -114,4 +114,23 @@ func withException(p *v1alpha1.SegmentPolicy, dev string, approved time.Time, d 
 	return p
 }
 
+// commissioned approves the device's current flows.
+func commissioned(d *v1alpha1.MedicalDevice) *v1alpha1.MedicalDevice {
+	d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: "J. Rivera (clinical engineering)", Ticket: "CHG-2026-0412",
+		ApprovedAt: metav1.NewTime(now.Add(-30 * 24 * time.Hour)), FlowsHash: v1alpha1.FlowsHash(d.Spec.Flows)}
+	return d
+}
+
+var commissionedState = v1alpha1.CommissioningState{Commissioned: true, Reason: v1alpha1.ReasonCommissioned}
+
+// withGrant adds an access grant for one of the pump's flows.
+func withGrant(p *v1alpha1.SegmentPolicy, flow string, notBefore time.Time, d time.Duration) *v1alpha1.SegmentPolicy {
+	p.Spec.AccessGrants = append(p.Spec.AccessGrants, v1alpha1.AccessGrant{
+		Name: "vendor-window", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: flow,
+		NotBefore: metav1.NewTime(notBefore), NotAfter: metav1.NewTime(notBefore.Add(d)),
+		ApprovedBy: "M. Chen (security)", Ticket: "VND-7781",
+	})
+	return p
+}
+
 var metav1LabelSelectorWithBadOperator = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Near"}}}

@@ -21,16 +21,49 @@ type ModeDecision struct {
 	// Ignored lists exceptions for the device that never apply (longer than
 	// maxExceptionDuration, or expiring before approval), with the reason.
 	Ignored []string
+	// Onboarding is true when the device is not commissioned and the policy requires it, so
+	// the mode is at least the policy's onboarding mode.
+	Onboarding bool
 	// NextChange is the earliest future instant at which the decision changes on its own (an
-	// exception starts or ends); zero when nothing is scheduled.
+	// exception or access grant starts or ends); zero when nothing is scheduled.
 	NextChange time.Time
+}
+
+// schedule moves NextChange to t when t is a future instant earlier than the current one.
+func (d *ModeDecision) schedule(t, now time.Time) {
+	if t.After(now) && (d.NextChange.IsZero() || t.Before(d.NextChange)) {
+		d.NextChange = t
+	}
 }
 
 // DecideMode maps the priority through the policy's riskResponse and caps it with the device's
 // active exception. An exception is active from approvedAt (inclusive) to expiresAt
 // (exclusive), and never when it spans more than maxExceptionDuration. With several active
 // exceptions, the most open maxMode wins (ties: later expiry, then name).
-func DecideMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, now time.Time) ModeDecision {
+//
+// A device that is not commissioned (commission.Commissioned false) while the policy requires
+// onboarding runs at least in the onboarding mode: exceptions cap the risk response, never
+// onboarding, because an exception approves keeping known flows, not flows nobody approved.
+func DecideMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, commission v1alpha1.CommissioningState, now time.Time) ModeDecision {
+	d := decideRiskMode(p, dev, priority, now)
+	if commission.Commissioned || !p.Spec.OnboardingRequired() {
+		return d
+	}
+	d.Onboarding = true
+	why := "not commissioned"
+	if commission.Reason == v1alpha1.ReasonFlowsChanged {
+		why = "flows changed after commissioning"
+	}
+	if om := p.Spec.OnboardingMode(); om.Strictness() > d.Mode.Strictness() {
+		d.Reason = fmt.Sprintf("onboarding: %s, so the device runs in onboarding mode %s until it is commissioned (%s)", why, om, d.Reason)
+		d.Mode = om
+	} else {
+		d.Reason = fmt.Sprintf("%s; onboarding (%s) would be %s, no stricter", d.Reason, why, om)
+	}
+	return d
+}
+
+func decideRiskMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, now time.Time) ModeDecision {
 	d := ModeDecision{RiskMode: p.Spec.RiskResponse.ModeFor(priority)}
 	d.Mode = d.RiskMode
 	d.Reason = fmt.Sprintf("riskResponse maps %s to %s", priority, d.RiskMode)
@@ -51,11 +84,8 @@ func DecideMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1al
 			d.Ignored = append(d.Ignored, fmt.Sprintf("exception %s spans %s, more than maxExceptionDuration %s", e.Name, end.Sub(start), maxDur))
 			continue
 		}
-		for _, edge := range []time.Time{start, end} {
-			if edge.After(now) && (d.NextChange.IsZero() || edge.Before(d.NextChange)) {
-				d.NextChange = edge
-			}
-		}
+		d.schedule(start, now)
+		d.schedule(end, now)
 		if !now.Before(start) && now.Before(end) {
 			active = append(active, e)
 		}
@@ -81,4 +111,70 @@ func DecideMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1al
 			priority, d.RiskMode, e.Name, e.ApprovedBy, e.MaxMode, e.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return d
+}
+
+// NeedsGrant reports whether a flow opens only inside an access grant: it says access: Granted,
+// or it has an external peer and the policy requires grants for those
+// (allowedPeers.externalRequiresGrant, default true).
+func NeedsGrant(p *v1alpha1.SegmentPolicy, f v1alpha1.Flow) bool {
+	if f.Access == v1alpha1.AccessGranted {
+		return true
+	}
+	if p == nil || !p.Spec.ExternalRequiresGrant() {
+		return false
+	}
+	for _, peer := range f.Peers {
+		if peer.IsExternal() {
+			return true
+		}
+	}
+	return false
+}
+
+// GrantDecision is the access grant state of one flow that needs a grant.
+type GrantDecision struct {
+	// Active is the grant open now (latest notAfter wins), nil when none is.
+	Active *v1alpha1.AccessGrant
+	// Next is the next grant to open, nil when none is scheduled.
+	Next *v1alpha1.AccessGrant
+	// Ignored lists grants for the flow that never open (too long, or ending before they start).
+	Ignored []string
+}
+
+// decideGrant finds the device flow's access grants in the policy. A grant is open from
+// notBefore (inclusive) to notAfter (exclusive), and never when it spans more than
+// vendorAccess.maxWindow (the API rejects that; objects read offline may not have been
+// validated). Both edges of every valid grant are scheduled on d, so the reconciler comes back
+// exactly when access opens and when it ends.
+func decideGrant(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, flow string, now time.Time, d *ModeDecision) GrantDecision {
+	var g GrantDecision
+	maxWindow := p.Spec.MaxGrantWindow()
+	for i := range p.Spec.AccessGrants {
+		a := &p.Spec.AccessGrants[i]
+		if a.Device != dev || a.Flow != flow {
+			continue
+		}
+		start, end := a.NotBefore.Time, a.NotAfter.Time
+		switch {
+		case !end.After(start):
+			g.Ignored = append(g.Ignored, fmt.Sprintf("grant %s ends before it starts", a.Name))
+			continue
+		case end.Sub(start) > maxWindow:
+			g.Ignored = append(g.Ignored, fmt.Sprintf("grant %s spans %s, more than vendorAccess.maxWindow %s", a.Name, end.Sub(start), maxWindow))
+			continue
+		}
+		d.schedule(start, now)
+		d.schedule(end, now)
+		switch {
+		case !now.Before(start) && now.Before(end):
+			if g.Active == nil || end.After(g.Active.NotAfter.Time) || (end.Equal(g.Active.NotAfter.Time) && a.Name < g.Active.Name) {
+				g.Active = a
+			}
+		case now.Before(start):
+			if g.Next == nil || start.Before(g.Next.NotBefore.Time) || (start.Equal(g.Next.NotBefore.Time) && a.Name < g.Next.Name) {
+				g.Next = a
+			}
+		}
+	}
+	return g
 }

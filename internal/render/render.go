@@ -56,6 +56,8 @@ type FlowDecision struct {
 	Allowed bool
 	Reason  v1alpha1.BlockReason
 	Message string
+	// Grant is the access grant that opens the flow, when it needs one and it is allowed.
+	Grant *v1alpha1.AccessGrant
 }
 
 // Result is the renderer's output for one device.
@@ -65,7 +67,9 @@ type Result struct {
 	Policy   string
 	Enforce  bool
 	ModeDecision
-	Flows []FlowDecision
+	// Commissioning is whether spec.commissioning approves the current flows.
+	Commissioning v1alpha1.CommissioningState
+	Flows         []FlowDecision
 	// CNP is the desired CiliumNetworkPolicy (also computed under Audit, where it is not applied).
 	CNP *ciliumv2.CiliumNetworkPolicy
 	// AddressesOutsideDeviceNetworks are device addresses the policy's guard does not fence.
@@ -80,6 +84,17 @@ func (r *Result) Allowed() []string {
 	for _, f := range r.Flows {
 		if f.Allowed {
 			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// Grants returns the access grants that open flows now, in spec order of the flows.
+func (r *Result) Grants() []*v1alpha1.AccessGrant {
+	var out []*v1alpha1.AccessGrant
+	for _, f := range r.Flows {
+		if f.Allowed && f.Grant != nil {
+			out = append(out, f.Grant)
 		}
 	}
 	return out
@@ -106,12 +121,14 @@ func GuardObjectName(policy string) string { return "medseg-guard-" + policy }
 // the reconciler reports as a condition; nothing is opened on error.
 func Device(in Input) (*Result, error) {
 	dev := in.Device
+	commission := dev.Spec.CommissioningState()
 	if in.Policy == nil {
-		return &Result{NoPolicy: true}, nil
+		return &Result{NoPolicy: true, Commissioning: commission}, nil
 	}
 	p := in.Policy
-	res := &Result{Policy: p.Name, Enforce: p.Spec.Enforcement == v1alpha1.EnforcementEnforce}
-	res.ModeDecision = DecideMode(p, v1alpha1.ObjectRef{Namespace: dev.Namespace, Name: dev.Name}, in.Priority, in.Now)
+	ref := v1alpha1.ObjectRef{Namespace: dev.Namespace, Name: dev.Name}
+	res := &Result{Policy: p.Name, Enforce: p.Spec.Enforcement == v1alpha1.EnforcementEnforce, Commissioning: commission}
+	res.ModeDecision = DecideMode(p, ref, in.Priority, commission, in.Now)
 
 	addrs, err := hostPrefixes(dev.Spec.Network.Addresses)
 	if err != nil {
@@ -139,6 +156,11 @@ func Device(in Input) (*Result, error) {
 	decisions := map[string]FlowDecision{}
 	for _, f := range flows {
 		d := FlowDecision{Name: f.Name, Tier: f.Tier}
+		var grant GrantDecision
+		if NeedsGrant(p, f) {
+			grant = decideGrant(p, ref, f.Name, in.Now, &res.ModeDecision)
+			res.Ignored = append(res.Ignored, grant.Ignored...)
+		}
 		switch {
 		case !res.Mode.Allows(f.Tier, keepEssential):
 			d.Reason, d.Message = v1alpha1.BlockMode, fmt.Sprintf("mode %s does not allow %s flows", res.Mode, f.Tier)
@@ -148,9 +170,14 @@ func Device(in Input) (*Result, error) {
 		default:
 			if why := checkCeiling(f, dev.Namespace, p, in.Namespaces); why != "" {
 				d.Reason, d.Message = v1alpha1.BlockCeiling, why
+			} else if NeedsGrant(p, f) && grant.Active == nil {
+				d.Reason, d.Message = v1alpha1.BlockGrant, grantMessage(f, grant)
 			} else {
-				d.Allowed = true
+				d.Allowed, d.Grant = true, grant.Active
 			}
+		}
+		if !d.Allowed && grant.Active != nil {
+			d.Message += fmt.Sprintf("; access grant %s is open until %s but does not override this", grant.Active.Name, grant.Active.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if d.Allowed {
 			n, err := addFlow(rule, f, dev.Namespace, addrs, ceilingNS)
@@ -198,6 +225,21 @@ func Device(in Input) (*Result, error) {
 	}
 	res.CNP = cnp
 	return res, nil
+}
+
+func grantMessage(f v1alpha1.Flow, g GrantDecision) string {
+	why := "it has an external peer and allowedPeers.externalRequiresGrant is on"
+	if f.Access == v1alpha1.AccessGranted {
+		why = "access: Granted"
+	}
+	msg := fmt.Sprintf("the flow opens only inside an access grant (%s) and none is open", why)
+	if g.Next != nil {
+		msg += fmt.Sprintf("; grant %s (approved by %s, ticket %s) opens at %s", g.Next.Name, g.Next.ApprovedBy, g.Next.Ticket, g.Next.NotBefore.UTC().Format(time.RFC3339))
+	}
+	for _, ig := range g.Ignored {
+		msg += "; " + ig + " and never opens"
+	}
+	return msg
 }
 
 // addFlow appends the rules of one allowed flow and returns its policy map estimate.

@@ -28,6 +28,9 @@ type scenario struct {
 	now      time.Time
 	wantMode v1alpha1.Mode
 	allowed  []string
+	// uncommissioned leaves spec.commissioning as the fixture has it; otherwise renderScenario
+	// commissions the device's current flows, so scenarios about risk are not in onboarding.
+	uncommissioned bool
 }
 
 func scenarios() []scenario {
@@ -42,38 +45,74 @@ func scenarios() []scenario {
 	guestPeer := pump()
 	guestPeer.Spec.Flows[1].Peers = []v1alpha1.Peer{{NamespaceSelector: sel("kubernetes.io/metadata.name", "guest-wifi")}}
 	approved := now.Add(-48 * time.Hour)
+	changed := commissioned(pump())
+	changed.Spec.Flows[1].GatewayPort = 2576
+	brownfield := criticalCare()
+	brownfield.Spec.Onboarding = &v1alpha1.Onboarding{Required: ptr.To(false)}
+	standingVendor := criticalCare()
+	standingVendor.Spec.AllowedPeers.ExternalRequiresGrant = ptr.To(false)
+	grantedEMR := pump()
+	grantedEMR.Spec.Flows[1].Access = v1alpha1.AccessGranted
 	return []scenario{
 		{"pump-standard", pump(), criticalCare(), v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
-			[]string{"therapy-orders", "emr-documentation", "vendor-maintenance"}},
+			[]string{"therapy-orders", "emr-documentation"}, false},
+		{"pump-vendor-grant-open", pump(), withGrant(criticalCare(), "vendor-maintenance", now.Add(-time.Hour), 2*time.Hour), v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders", "emr-documentation", "vendor-maintenance"}, false},
+		{"pump-vendor-grant-not-yet-open", pump(), withGrant(criticalCare(), "vendor-maintenance", now.Add(time.Hour), 2*time.Hour), v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders", "emr-documentation"}, false},
+		{"pump-vendor-grant-ended", pump(), withGrant(criticalCare(), "vendor-maintenance", now.Add(-2*time.Hour), 2*time.Hour), v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders", "emr-documentation"}, false},
+		{"pump-vendor-grant-over-max-window", pump(), withGrant(criticalCare(), "vendor-maintenance", now.Add(-time.Hour), 9*time.Hour), v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders", "emr-documentation"}, false},
+		{"pump-vendor-grant-mode-restricted", pump(), withGrant(criticalCare(), "vendor-maintenance", now.Add(-time.Hour), 2*time.Hour), v1alpha1.PriorityOutOfCycle, now, v1alpha1.ModeRestricted,
+			[]string{"therapy-orders", "emr-documentation"}, false},
+		{"pump-vendor-standing", pump(), standingVendor, v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders", "emr-documentation", "vendor-maintenance"}, false},
+		{"pump-in-cluster-flow-granted", grantedEMR, criticalCare(), v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders"}, false},
+		{"pump-onboarding", pump(), criticalCare(), v1alpha1.PriorityScheduled, now, v1alpha1.ModeRestricted,
+			[]string{"therapy-orders", "emr-documentation"}, true},
+		{"pump-onboarding-flows-changed", changed, criticalCare(), v1alpha1.PriorityScheduled, now, v1alpha1.ModeRestricted,
+			[]string{"therapy-orders", "emr-documentation"}, true},
+		{"pump-onboarding-risk-is-stricter", pump(), criticalCare(), v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine,
+			[]string{"therapy-orders"}, true},
+		{"pump-onboarding-exception-does-not-lift-it", pump(), withException(criticalCare(), "infusion-pump-bed-12", approved, 72*time.Hour),
+			v1alpha1.PriorityScheduled, now, v1alpha1.ModeRestricted, []string{"therapy-orders", "emr-documentation"}, true},
+		{"pump-onboarding-not-required", pump(), brownfield, v1alpha1.PriorityScheduled, now, v1alpha1.ModeStandard,
+			[]string{"therapy-orders", "emr-documentation"}, true},
 		{"pump-restricted", pump(), criticalCare(), v1alpha1.PriorityOutOfCycle, now, v1alpha1.ModeRestricted,
-			[]string{"therapy-orders", "emr-documentation"}},
+			[]string{"therapy-orders", "emr-documentation"}, false},
 		{"pump-quarantine", pump(), criticalCare(), v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine,
-			[]string{"therapy-orders"}},
-		{"pump-quarantine-without-essential", pump(), noEssential, v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine, nil},
+			[]string{"therapy-orders"}, false},
+		{"pump-quarantine-without-essential", pump(), noEssential, v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine, nil, false},
 		{"pump-exception-active", pump(), withException(criticalCare(), "infusion-pump-bed-12", approved, 72*time.Hour),
-			v1alpha1.PriorityImmediate, now, v1alpha1.ModeRestricted, []string{"therapy-orders", "emr-documentation"}},
+			v1alpha1.PriorityImmediate, now, v1alpha1.ModeRestricted, []string{"therapy-orders", "emr-documentation"}, false},
 		{"pump-exception-expired", pump(), withException(criticalCare(), "infusion-pump-bed-12", approved, 24*time.Hour),
-			v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine, []string{"therapy-orders"}},
+			v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine, []string{"therapy-orders"}, false},
 		{"pump-exception-over-maximum", pump(), withException(criticalCare(), "infusion-pump-bed-12", approved, 800*time.Hour),
-			v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine, []string{"therapy-orders"}},
+			v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine, []string{"therapy-orders"}, false},
 		{"monitor-quarantine-keeps-alarms", monitor(), criticalCare(), v1alpha1.PriorityImmediate, now, v1alpha1.ModeQuarantine,
-			[]string{"alarms"}},
-		{"ipv6-camera", ipv6Camera(), criticalCare(), v1alpha1.PriorityDefer, now, v1alpha1.ModeStandard, []string{"video-feed"}},
+			[]string{"alarms"}, false},
+		{"ipv6-camera", ipv6Camera(), criticalCare(), v1alpha1.PriorityDefer, now, v1alpha1.ModeStandard, []string{"video-feed"}, false},
 		{"ceiling-no-external-peers", pump(), noExternal, v1alpha1.PriorityDefer, now, v1alpha1.ModeStandard,
-			[]string{"therapy-orders", "emr-documentation"}},
+			[]string{"therapy-orders", "emr-documentation"}, false},
 		{"ceiling-peer-overlaps-device-network", overlapping, criticalCare(), v1alpha1.PriorityDefer, now, v1alpha1.ModeStandard,
-			[]string{"therapy-orders", "emr-documentation"}},
+			[]string{"therapy-orders", "emr-documentation"}, false},
 		{"ceiling-peer-in-every-namespace", wideNamespace, criticalCare(), v1alpha1.PriorityDefer, now, v1alpha1.ModeStandard,
-			[]string{"therapy-orders", "vendor-maintenance"}},
+			[]string{"therapy-orders"}, false},
 		{"ceiling-peer-namespace-outside", guestPeer, criticalCare(), v1alpha1.PriorityDefer, now, v1alpha1.ModeStandard,
-			[]string{"therapy-orders", "vendor-maintenance"}},
-		{"no-segment-policy", pump(), nil, v1alpha1.PriorityImmediate, now, "", nil},
+			[]string{"therapy-orders"}, false},
+		{"no-segment-policy", pump(), nil, v1alpha1.PriorityImmediate, now, "", nil, false},
 	}
 }
 
 func renderScenario(t *testing.T, sc scenario) *Result {
 	t.Helper()
-	res, err := Device(Input{Device: sc.device, Policy: sc.policy, Priority: sc.priority, Namespaces: namespaces, Now: sc.now})
+	dev := sc.device
+	if !sc.uncommissioned && dev.Spec.Commissioning == nil {
+		dev = commissioned(dev.DeepCopy())
+	}
+	res, err := Device(Input{Device: dev, Policy: sc.policy, Priority: sc.priority, Namespaces: namespaces, Now: sc.now})
 	if err != nil {
 		t.Fatalf("%s: %v", sc.name, err)
 	}
@@ -95,6 +134,15 @@ func golden(t *testing.T, sc scenario, res *Result) []byte {
 		} else {
 			fmt.Fprintf(&b, "# flow %s (%s): blocked by %s: %s\n", f.Name, f.Tier, f.Reason, f.Message)
 		}
+	}
+	if res.Onboarding {
+		fmt.Fprintf(&b, "# commissioning: %s: %s\n", res.Commissioning.Reason, res.Commissioning.Message)
+	}
+	for _, g := range res.Grants() {
+		fmt.Fprintf(&b, "# access grant %s opens %s until %s\n", g.Name, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !res.NextChange.IsZero() {
+		fmt.Fprintf(&b, "# next change: %s\n", res.NextChange.UTC().Format(time.RFC3339))
 	}
 	for _, ig := range res.Ignored {
 		fmt.Fprintf(&b, "# ignored: %s\n", ig)
@@ -231,7 +279,12 @@ func TestCeilingReasons(t *testing.T) {
 			continue
 		}
 		res := renderScenario(t, sc)
-		blocked := res.Blocked()
+		var blocked []FlowDecision
+		for _, b := range res.Blocked() {
+			if b.Reason != v1alpha1.BlockGrant { // the vendor flow waits for a grant in every scenario
+				blocked = append(blocked, b)
+			}
+		}
 		if len(blocked) != 1 || blocked[0].Reason != v1alpha1.BlockCeiling || blocked[0].Message == "" {
 			t.Errorf("%s: want exactly one flow blocked by the ceiling with a reason, got %+v", sc.name, blocked)
 		}
@@ -296,14 +349,14 @@ func TestExceptionEdgesAreExact(t *testing.T) {
 		{approved.Add(24 * time.Hour), v1alpha1.ModeQuarantine, time.Time{}},
 	}
 	for _, tc := range cases {
-		d := DecideMode(p, ref, v1alpha1.PriorityImmediate, tc.at)
+		d := DecideMode(p, ref, v1alpha1.PriorityImmediate, commissionedState, tc.at)
 		if d.Mode != tc.mode || !d.NextChange.Equal(tc.next) {
 			t.Errorf("at %s: mode %s next %s, want %s next %s", tc.at, d.Mode, d.NextChange, tc.mode, tc.next)
 		}
 	}
 	// An exception never opens beyond the risk mode: a Defer device stays Standard and the
 	// exception is reported but does not change the reason.
-	d := DecideMode(p, ref, v1alpha1.PriorityDefer, approved.Add(time.Hour))
+	d := DecideMode(p, ref, v1alpha1.PriorityDefer, commissionedState, approved.Add(time.Hour))
 	if d.Mode != v1alpha1.ModeStandard || d.Exception == nil {
 		t.Errorf("exception on a Standard device: %+v", d)
 	}

@@ -249,24 +249,36 @@ func (a Assessment) Status() *v1alpha1.RiskStatus {
 // never from the mode the risk response chose, so enforcement cannot feed back into the
 // priority and flap:
 //   - Open when nothing enforces the baseline (no policy, Audit), when drift or a foreign policy
-//     widens access, or when a flow has an external peer;
+//     widens access, or when a standing flow has an external peer;
 //   - Small when every flow is Essential (or there is none);
-//   - Controlled otherwise (only declared in-cluster flows).
+//   - Controlled otherwise: only declared in-cluster flows, or external peers reachable only
+//     inside approved, time-boxed access grants (gated reports those flows; nil means none is).
 //
-// unenforced and widened carry the reason, or "" when they do not apply.
-func BaselineExposure(flows []v1alpha1.Flow, unenforced, widened string) (Exposure, string) {
+// Whether a grant is open right now does not matter, so the priority does not change at a
+// grant's edges. unenforced and widened carry the reason, or "" when they do not apply.
+func BaselineExposure(flows []v1alpha1.Flow, gated func(v1alpha1.Flow) bool, unenforced, widened string) (Exposure, string) {
 	if unenforced != "" {
 		return ExposureOpen, unenforced
 	}
 	if widened != "" {
 		return ExposureOpen, widened
 	}
+	grantOnly := ""
 	for _, f := range flows {
 		for _, p := range f.Peers {
-			if p.IsExternal() {
+			if !p.IsExternal() {
+				continue
+			}
+			if gated == nil || !gated(f) {
 				return ExposureOpen, fmt.Sprintf("flow %s has external peer %s", f.Name, p.CIDR)
 			}
+			if grantOnly == "" {
+				grantOnly = fmt.Sprintf("external peer %s of flow %s only inside approved access grants", p.CIDR, f.Name)
+			}
 		}
+	}
+	if grantOnly != "" {
+		return ExposureControlled, grantOnly
 	}
 	for _, f := range flows {
 		if f.Tier != v1alpha1.TierEssential {

@@ -224,6 +224,8 @@ func TestBaselineExposure(t *testing.T) {
 	essential := v1alpha1.Flow{Name: "alarms", Tier: v1alpha1.TierEssential, Peers: []v1alpha1.Peer{{PodSelector: &metav1.LabelSelector{}}}}
 	clinical := v1alpha1.Flow{Name: "emr", Tier: v1alpha1.TierClinical, Peers: []v1alpha1.Peer{{PodSelector: &metav1.LabelSelector{}}}}
 	vendor := v1alpha1.Flow{Name: "vendor", Tier: v1alpha1.TierSupport, Peers: []v1alpha1.Peer{{CIDR: "203.0.113.0/28"}}}
+	gatedVendor := v1alpha1.Flow{Name: "vendor-window", Tier: v1alpha1.TierSupport, Access: v1alpha1.AccessGranted, Peers: []v1alpha1.Peer{{CIDR: "198.51.100.0/28"}}}
+	gated := func(f v1alpha1.Flow) bool { return f.Access == v1alpha1.AccessGranted }
 	cases := []struct {
 		name       string
 		flows      []v1alpha1.Flow
@@ -235,12 +237,14 @@ func TestBaselineExposure(t *testing.T) {
 		{"a device with no flows is Small", nil, "", "", ExposureSmall},
 		{"a device with declared in-cluster Clinical flows is Controlled", []v1alpha1.Flow{essential, clinical}, "", "", ExposureControlled},
 		{"an external peer makes the device Open", []v1alpha1.Flow{essential, vendor}, "", "", ExposureOpen},
+		{"an external peer only inside access grants makes the device Controlled, not Open", []v1alpha1.Flow{essential, gatedVendor}, "", "", ExposureControlled},
+		{"a grant-gated external flow does not hide a standing one", []v1alpha1.Flow{gatedVendor, vendor}, "", "", ExposureOpen},
 		{"no enforcement (Audit or no policy) makes the device Open", []v1alpha1.Flow{essential}, "policy is in Audit", "", ExposureOpen},
 		{"a widening foreign policy makes the device Open", []v1alpha1.Flow{essential}, "", "foreign policy x widens", ExposureOpen},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why := BaselineExposure(tc.flows, tc.unenforced, tc.widened)
+			got, why := BaselineExposure(tc.flows, gated, tc.unenforced, tc.widened)
 			if got != tc.want || why == "" {
 				t.Errorf("got %s (%q), want %s with a reason", got, why, tc.want)
 			}

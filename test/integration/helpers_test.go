@@ -110,6 +110,11 @@ func applySamples(t *testing.T, suffix string) []types.NamespacedName {
 		u := o.Object.DeepCopy()
 		renameForTest(u.Object, suffix)
 		demo.FreshenExceptions(u, time.Now())
+		// Renaming namespaces changed the flows' peer selectors: approve the renamed flows, as
+		// the hospital's commissioner would have.
+		if err := demo.Recommission(u); err != nil {
+			t.Fatal(err)
+		}
 		if err := env.Client.Create(context.Background(), u); err != nil {
 			t.Fatalf("%s: %v", o.Source, err)
 		}

@@ -37,10 +37,10 @@ func TestRiskInputsOnlyFromTrustedIdentities(t *testing.T) {
 	d.Spec.Detections = []v1alpha1.Detection{{Source: "mdr", Type: "C2Beacon", ObservedAt: metav1.Now()}}
 	must(t, env.Client.Create(ctx, d))
 	must(t, env.Client.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "edit-devices", Namespace: "inputs"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "update", "patch"}}}}))
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "create", "update", "patch"}}}}))
 	must(t, env.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "edit-devices", Namespace: "inputs"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "edit-devices"},
-		Subjects: []rbacv1.Subject{{Kind: "User", Name: "ward-admin"}, {Kind: "User", Name: "scanner-bot"}}}))
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "ward-admin"}, {Kind: "User", Name: "scanner-bot"}, {Kind: "User", Name: "biomed-lead"}}}))
 
 	as := func(user string, groups ...string) client.Client {
 		cfg := rest.CopyConfig(env.Config)
@@ -49,7 +49,7 @@ func TestRiskInputsOnlyFromTrustedIdentities(t *testing.T) {
 		must(t, err)
 		return c
 	}
-	editor, scanner := as("ward-admin"), as("scanner-bot", "medseg:risk-feeds")
+	editor, scanner, commissioner := as("ward-admin"), as("scanner-bot", "medseg:risk-feeds"), as("biomed-lead", "medseg:commissioners")
 	update := func(c client.Client, mutate func(*v1alpha1.MedicalDevice), opts ...client.UpdateOption) error {
 		var cur v1alpha1.MedicalDevice
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "inputs", Name: "pump"}, &cur); err != nil {
@@ -87,5 +87,40 @@ func TestRiskInputsOnlyFromTrustedIdentities(t *testing.T) {
 	}
 	if err := update(scanner, func(d *v1alpha1.MedicalDevice) { d.Spec.Detections[0].Status = v1alpha1.DetectionResolved }); err != nil {
 		t.Errorf("monitoring must be able to resolve a detection: %v", err)
+	}
+
+	// Commissioning: only commissioners approve flows, on update and on create.
+	commission := func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: "biomed-lead", ApprovedAt: metav1.Now(), Ticket: "CHG-9", FlowsHash: v1alpha1.FlowsHash(d.Spec.Flows)}
+	}
+	const commissionDenied = "spec.commissioning approves the device's flows for clinical use: only the configured commissioners may set or change it"
+	if err := update(editor, commission); err == nil || !strings.Contains(err.Error(), commissionDenied) {
+		t.Errorf("a namespace editor commissioned a device: %v", err)
+	}
+	if err := update(scanner, commission); err == nil || !strings.Contains(err.Error(), commissionDenied) {
+		t.Errorf("a scanner commissioned a device: %v", err)
+	}
+	if err := update(commissioner, commission); err != nil {
+		t.Errorf("a commissioner must be able to commission: %v", err)
+	}
+	if err := update(editor, func(d *v1alpha1.MedicalDevice) { d.Spec.Commissioning.FlowsHash = v1alpha1.FlowsHash(nil) }); err == nil || !strings.Contains(err.Error(), commissionDenied) {
+		t.Errorf("a namespace editor re-approved changed flows: %v", err)
+	}
+	if err := update(editor, func(d *v1alpha1.MedicalDevice) { d.Spec.Commissioning = nil }); err == nil || !strings.Contains(err.Error(), commissionDenied) {
+		t.Errorf("a namespace editor removed the commissioning record: %v", err)
+	}
+	// The editor may still change flows (the device then falls back to onboarding).
+	if err := update(editor, func(d *v1alpha1.MedicalDevice) { d.Spec.Flows[0].GatewayPort = 8444 }); err != nil {
+		t.Errorf("the editor must still be able to change flows: %v", err)
+	}
+	fresh := device("monitor", "inputs", "10.48.0.2")
+	commission(fresh)
+	if err := editor.Create(ctx, fresh.DeepCopy()); err == nil || !strings.Contains(err.Error(), commissionDenied) {
+		t.Errorf("a namespace editor created a device already commissioned, skipping onboarding: %v", err)
+	}
+	fresh.Spec.Commissioning = nil
+	fresh.Spec.Vulnerabilities = []v1alpha1.Vulnerability{{ID: "CVE-2026-2"}}
+	if err := editor.Create(ctx, fresh); err != nil {
+		t.Errorf("a namespace editor must be able to create an uncommissioned device with risk inputs: %v", err)
 	}
 }

@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+)
+
+// CommissionOptions are the inputs of Commission.
+type CommissionOptions struct {
+	// Ticket is the change or commissioning ticket (required).
+	Ticket string
+	// ApprovedBy names the approver; empty means the user the API server authenticates
+	// (SelfSubjectReview).
+	ApprovedBy string
+	// DryRun prints what would be approved and sends the write as a server-side dry run.
+	DryRun bool
+	// Now is the approval time.
+	Now time.Time
+}
+
+// Commission approves a device's current flows: it reads the device, prints the flows being
+// approved, and writes spec.commissioning with their hash. The write carries the resourceVersion
+// it read, so flows changed in between are never approved unseen (the API server refuses it
+// with a conflict). The protected-inputs admission policy decides who may do this.
+func Commission(ctx context.Context, c client.Client, w io.Writer, key types.NamespacedName, o CommissionOptions) error {
+	if strings.TrimSpace(o.Ticket) == "" {
+		return errors.New("--ticket is required: commissioning records the change that approved the flows")
+	}
+	var d v1alpha1.MedicalDevice
+	if err := c.Get(ctx, key, &d); err != nil {
+		return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
+	}
+	approver := o.ApprovedBy
+	if approver == "" {
+		ssr := &authenticationv1.SelfSubjectReview{}
+		if err := c.Create(ctx, ssr); err != nil {
+			return fmt.Errorf("finding out who you are (SelfSubjectReview): %w; pass --approved-by", err)
+		}
+		approver = ssr.Status.UserInfo.Username
+	}
+	hash := v1alpha1.FlowsHash(d.Spec.Flows)
+	fmt.Fprintf(w, "MedicalDevice %s/%s: %s %s\n", d.Namespace, d.Name, d.Spec.Identity.Manufacturer, d.Spec.Identity.Model)
+	if len(d.Spec.Flows) == 0 {
+		fmt.Fprintln(w, "  no flows: the device will be isolated behind its gateway")
+	}
+	for _, f := range d.Spec.Flows {
+		fmt.Fprintf(w, "  flow %s\n", describeFlow(f))
+	}
+	if cur := d.Spec.Commissioning; cur != nil && cur.FlowsHash == hash {
+		fmt.Fprintf(w, "already commissioned by %s (ticket %s, %s) for exactly these flows; nothing to do\n",
+			cur.ApprovedBy, cur.Ticket, cur.ApprovedAt.UTC().Format(time.RFC3339))
+		return nil
+	}
+	orig := d.DeepCopy()
+	d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: approver, ApprovedAt: metav1.NewTime(o.Now.UTC().Truncate(time.Second)), Ticket: o.Ticket, FlowsHash: hash}
+	var opts []client.PatchOption
+	if o.DryRun {
+		opts = append(opts, client.DryRunAll)
+	}
+	if err := c.Patch(ctx, &d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), opts...); err != nil {
+		return fmt.Errorf("writing spec.commissioning: %w", err)
+	}
+	verb := "commissioned"
+	if o.DryRun {
+		verb = "would commission (dry run)"
+	}
+	fmt.Fprintf(w, "%s: %d flow(s) approved by %s, ticket %s, flowsHash %s\n", verb, len(d.Spec.Flows), approver, o.Ticket, hash)
+	return nil
+}
+
+// describeFlow is one line per flow for people approving it.
+func describeFlow(f v1alpha1.Flow) string {
+	proto := f.Protocol
+	if proto == "" {
+		proto = v1alpha1.ProtocolTCP
+	}
+	var peers []string
+	for _, p := range f.Peers {
+		peers = append(peers, describePeer(p))
+	}
+	path := fmt.Sprintf("peers [%s] → gateway:%d → device:%d", strings.Join(peers, "; "), f.GatewayPort, f.DevicePort)
+	if f.Direction == v1alpha1.DirectionFromDevice {
+		path = fmt.Sprintf("device → gateway:%d → peers [%s]:%d", f.GatewayPort, strings.Join(peers, "; "), f.PeerPort)
+	}
+	access := ""
+	if f.Access == v1alpha1.AccessGranted {
+		access = ", only inside access grants"
+	}
+	return fmt.Sprintf("%s (%s, %s%s): %s", f.Name, f.Tier, proto, access, path)
+}
+
+func describePeer(p v1alpha1.Peer) string {
+	if p.IsExternal() {
+		return "external " + p.CIDR
+	}
+	ns := "own namespace"
+	if p.NamespaceSelector != nil {
+		ns = "namespaces " + selectorString(p.NamespaceSelector)
+	}
+	pods := "all pods"
+	if p.PodSelector != nil {
+		pods = "pods " + selectorString(p.PodSelector)
+	}
+	return pods + " in " + ns
+}
+
+func selectorString(s *metav1.LabelSelector) string {
+	sel, err := metav1.LabelSelectorAsSelector(s)
+	if err != nil {
+		return "(invalid selector)"
+	}
+	if sel.Empty() {
+		return "(all)"
+	}
+	return sel.String()
+}
+
+func runCommission(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("commission", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+	ns := fs.String("n", "default", "namespace of the device")
+	var o CommissionOptions
+	fs.StringVar(&o.Ticket, "ticket", "", "change or commissioning ticket (required)")
+	fs.StringVar(&o.ApprovedBy, "approved-by", "", "approver (default: the user the API server authenticates)")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be approved; write nothing")
+	name, args := leadingName(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		return errors.New("usage: commission DEVICE -n NAMESPACE --ticket TICKET")
+	}
+	c, err := NewClient(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o.Now = time.Now()
+	return Commission(ctx, c, stdout, types.NamespacedName{Namespace: *ns, Name: name}, o)
+}
+
+// leadingName accepts the object name before the flags, as kubectl does.
+func leadingName(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
