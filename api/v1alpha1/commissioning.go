@@ -21,7 +21,7 @@ import (
 // upgrade (see TestFlowsHashIsStable).
 func FlowsHash(flows []Flow) string {
 	type peer struct {
-		CIDR              string            `json:"cidr,omitempty"`
+		CIDR              string             `json:"cidr,omitempty"`
 		NamespaceSelector *canonicalSelector `json:"ns,omitempty"`
 		PodSelector       *canonicalSelector `json:"pod,omitempty"`
 	}

@@ -72,7 +72,7 @@ func TestFlowsHashCoversWhatChangesAccess(t *testing.T) {
 			f[0].Peers[0].NamespaceSelector = &metav1.LabelSelector{}
 			return f
 		},
-		"an added flow": func(f []v1alpha1.Flow) []v1alpha1.Flow { return append(f, v1alpha1.Flow{Name: "x", GatewayPort: 1}) },
+		"an added flow":  func(f []v1alpha1.Flow) []v1alpha1.Flow { return append(f, v1alpha1.Flow{Name: "x", GatewayPort: 1}) },
 		"a removed flow": func(f []v1alpha1.Flow) []v1alpha1.Flow { return f[:1] },
 	}
 	for name, mutate := range differ {
