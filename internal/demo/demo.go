@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/cli"
 	"github.com/medseg/medseg/internal/manifest"
 )
 
@@ -40,6 +41,8 @@ type Options struct {
 	Timeout time.Duration
 	// ExceptionWindow is how long the NICU camera's exception stays active in the last step.
 	ExceptionWindow time.Duration
+	// GrantWindow is how long the vendor's access grant stays open.
+	GrantWindow time.Duration
 }
 
 type story struct {
@@ -65,8 +68,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.ExceptionWindow == 0 {
 		o.ExceptionWindow = 10 * time.Second
 	}
-	s := &story{Options: o, ctx: ctx, steps: 6}
-	for _, f := range []func() error{s.hospital, s.policies, s.kev, s.foreign, s.repair, s.exception} {
+	if o.GrantWindow == 0 {
+		o.GrantWindow = 8 * time.Second
+	}
+	s := &story{Options: o, ctx: ctx, steps: 8}
+	for _, f := range []func() error{s.hospital, s.policies, s.onboarding, s.vendorWindow, s.kev, s.foreign, s.repair, s.exception} {
 		if err := f(); err != nil {
 			return fmt.Errorf("step %d: %w", s.step, err)
 		}
@@ -152,21 +158,8 @@ func (s *story) hospital() error {
 		}
 	}
 	for _, k := range devices {
-		d, err := s.device(k)
-		if err != nil {
+		if err := s.gatewayPod(k); err != nil {
 			return err
-		}
-		lbls := map[string]string{v1alpha1.LabelGateway: "true"}
-		for kk, vv := range d.Spec.Gateway.PodSelector.MatchLabels {
-			lbls[kk] = vv
-		}
-		pod := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "v1", "kind": "Pod",
-			"metadata": map[string]any{"name": "gateway-" + d.Name, "namespace": d.Namespace, "labels": toAny(lbls)},
-			"spec":     map[string]any{"containers": []any{map[string]any{"name": "proxy", "image": "registry.hospital.local/gateway:1.0"}}},
-		}}
-		if err := s.apply(pod); err != nil {
-			return fmt.Errorf("creating gateway pod: %w", err)
 		}
 	}
 	s.say("created %d gateway pods", len(devices))
@@ -282,6 +275,27 @@ func (s *story) deviceTable() error {
 	return tw.Flush()
 }
 
+// gatewayPod creates a stand-in gateway pod for a device.
+func (s *story) gatewayPod(k types.NamespacedName) error {
+	d, err := s.device(k)
+	if err != nil {
+		return err
+	}
+	lbls := map[string]string{v1alpha1.LabelGateway: "true"}
+	for kk, vv := range d.Spec.Gateway.PodSelector.MatchLabels {
+		lbls[kk] = vv
+	}
+	pod := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "gateway-" + d.Name, "namespace": d.Namespace, "labels": toAny(lbls)},
+		"spec":     map[string]any{"containers": []any{map[string]any{"name": "proxy", "image": "registry.hospital.local/gateway:1.0"}}},
+	}}
+	if err := s.apply(pod); err != nil {
+		return fmt.Errorf("creating gateway pod: %w", err)
+	}
+	return nil
+}
+
 // Step 2: show the Cilium policies medseg wrote.
 func (s *story) policies() error {
 	s.header("The generated policies",
@@ -348,7 +362,141 @@ func portsOf(prs policyapi.PortRules) string {
 	return strings.Join(out, ",")
 }
 
-// Step 3: a KEV update through server-side apply tightens the pump.
+var ventilator = types.NamespacedName{Namespace: "icu", Name: "ventilator-bed-14"}
+
+// Step 3: a new device starts in onboarding and is commissioned.
+func (s *story) onboarding() error {
+	s.header("A new ventilator is onboarded, then commissioned",
+		"Biomedical engineering adds a ventilator. Until security approves its flows it runs in the",
+		"policy's onboarding mode (Restricted): its vendor telemetry stays closed whatever its risk.",
+		"kubectl medseg commission shows the flows, records who approved them under which ticket",
+		"and their hash; changing the flows later puts the device back in onboarding.")
+	vent := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "medseg.io/v1alpha1", "kind": "MedicalDevice",
+		"metadata": map[string]any{"name": ventilator.Name, "namespace": ventilator.Namespace},
+		"spec": map[string]any{
+			"identity": map[string]any{"manufacturer": "AirFlow Medical", "model": "Vent 7", "deviceType": "Ventilator"},
+			"clinical": map[string]any{"safetyImpact": "Catastrophic", "missionImpact": "MEFFailure", "careArea": "ICU"},
+			"network":  map[string]any{"addresses": []any{"10.20.1.14"}},
+			"gateway":  map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{"app": "vent-gateway"}}},
+			"flows": []any{
+				map[string]any{"name": "alarms", "direction": "FromDevice", "tier": "Essential", "protocol": "UDP", "gatewayPort": int64(7001), "peerPort": int64(7000),
+					"peers": []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "clinical-apps"}},
+						"podSelector": map[string]any{"matchLabels": map[string]any{"app": "alarm-server"}}}}},
+				map[string]any{"name": "telemetry", "direction": "FromDevice", "tier": "Support", "gatewayPort": int64(9443), "peerPort": int64(443),
+					"peers": []any{map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{"app": "fleet-telemetry"}}}}},
+			},
+		},
+	}}
+	if err := s.apply(vent); err != nil {
+		return err
+	}
+	if err := s.gatewayPod(ventilator); err != nil {
+		return err
+	}
+	s.say("$ kubectl apply -f ventilator-bed-14.yaml   (no spec.commissioning)")
+	fmt.Fprintln(s.Out)
+	var d *v1alpha1.MedicalDevice
+	err := s.waitFor("hold the ventilator in onboarding mode", func() (bool, string, error) {
+		var err error
+		if d, err = s.device(ventilator); err != nil {
+			return false, "", err
+		}
+		if d.Status.Segmentation == nil || !d.Status.Segmentation.Onboarding || d.Status.Segmentation.Mode != v1alpha1.ModeRestricted {
+			return false, "ventilator is not in onboarding", nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	if c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionCommissioned); c != nil {
+		s.say("Commissioned=%s %s: %s", c.Status, c.Reason, c.Message)
+	}
+	s.say("modeReason: %s", d.Status.Segmentation.ModeReason)
+	fmt.Fprintln(s.Out)
+	s.say("$ kubectl medseg commission %s -n %s --ticket CHG-2026-1107 --approved-by \"J. Rivera (clinical engineering)\"", ventilator.Name, ventilator.Namespace)
+	var out strings.Builder
+	if err := cli.Commission(s.ctx, s.Client, &out, ventilator, cli.CommissionOptions{Ticket: "CHG-2026-1107", ApprovedBy: "J. Rivera (clinical engineering)", Now: time.Now()}); err != nil {
+		return err
+	}
+	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		s.say("%s", l)
+	}
+	fmt.Fprintln(s.Out)
+	err = s.waitFor("let the commissioned ventilator leave onboarding", func() (bool, string, error) {
+		var err error
+		if d, err = s.device(ventilator); err != nil {
+			return false, "", err
+		}
+		if d.Status.Segmentation == nil || d.Status.Segmentation.Onboarding || d.Status.Segmentation.Mode != v1alpha1.ModeStandard {
+			return false, "ventilator is still in onboarding", nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	s.say("mode %s, allowed flows: %s", d.Status.Segmentation.Mode, strings.Join(d.Status.Segmentation.AllowedFlows, ", "))
+	return nil
+}
+
+// Step 4: a vendor maintenance window opens the pump's vendor flow and closes it again.
+func (s *story) vendorWindow() error {
+	s.header("A vendor maintenance window opens and closes on its own",
+		"The pump's vendor reaches it over a VPN (an external peer). Such flows open only inside an",
+		"access grant the security team writes into the SegmentPolicy: who approved it, which ticket,",
+		fmt.Sprintf("from when until when (at most vendorAccess.maxWindow, 8h by default). Here: %s.", s.GrantWindow))
+	d, err := s.device(pump)
+	if err != nil {
+		return err
+	}
+	for _, b := range d.Status.Segmentation.BlockedFlows {
+		s.say("before: blocked flow %s: %s", b.Name, b.Message)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	grant := v1alpha1.AccessGrant{Name: "acme-firmware-check", Device: v1alpha1.ObjectRef{Namespace: pump.Namespace, Name: pump.Name},
+		Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(s.GrantWindow)),
+		ApprovedBy: "M. Chen (security)", Ticket: "VND-7781"}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var p v1alpha1.SegmentPolicy
+		if err := s.Client.Get(s.ctx, types.NamespacedName{Name: "critical-care"}, &p); err != nil {
+			return err
+		}
+		p.Spec.AccessGrants = append(p.Spec.AccessGrants, grant)
+		return s.Client.Update(s.ctx, &p)
+	}); err != nil {
+		return err
+	}
+	s.say("$ kubectl edit segpol critical-care   (accessGrants: %s, %s → %s, approved by %s, ticket %s)", grant.Name,
+		grant.NotBefore.Format("15:04:05"), grant.NotAfter.Format("15:04:05"), grant.ApprovedBy, grant.Ticket)
+	fmt.Fprintln(s.Out)
+	vendorOpen := func(want bool) func() (bool, string, error) {
+		return func() (bool, string, error) {
+			var cnp ciliumv2.CiliumNetworkPolicy
+			if err := s.Client.Get(s.ctx, types.NamespacedName{Namespace: pump.Namespace, Name: "medseg-" + pump.Name}, &cnp); err != nil {
+				return false, "", err
+			}
+			open := strings.Contains(rulesSummary(cnp.Spec), "2222/TCP")
+			if open != want {
+				return false, fmt.Sprintf("vendor flow open=%t", open), nil
+			}
+			return true, "", nil
+		}
+	}
+	if err := s.waitFor("open the vendor flow inside the window", vendorOpen(true)); err != nil {
+		return err
+	}
+	if err := s.waitFor("record the AccessGranted event", s.hasEvent(pump, v1alpha1.EventAccessGranted)); err != nil {
+		return err
+	}
+	if err := s.waitFor("close it at notAfter, with no one touching anything", vendorOpen(false)); err != nil {
+		return err
+	}
+	return s.waitFor("record the AccessEnded event", s.hasEvent(pump, v1alpha1.EventAccessEnded))
+}
+
+// Step 5: a KEV update through server-side apply tightens the pump.
 func (s *story) kev() error {
 	s.header("A KEV feed update tightens the infusion pump",
 		"CISA adds the pump's vulnerability to the Known Exploited Vulnerabilities catalog. The feed",
@@ -408,7 +556,7 @@ func (s *story) hasEvent(k types.NamespacedName, reason string) func() (bool, st
 	}
 }
 
-// Step 4: a foreign allow rule is detected and raises the monitor's priority.
+// Step 6: a foreign allow rule is detected and raises the monitor's priority.
 func (s *story) foreign() error {
 	s.header("A hand-made allow rule is detected",
 		"Someone adds a 'temporary' CiliumNetworkPolicy that opens the patient monitor's gateway to",
@@ -458,7 +606,7 @@ func (s *story) foreign() error {
 	})
 }
 
-// Step 5: a deleted CNP is put back.
+// Step 7: a deleted CNP is put back.
 func (s *story) repair() error {
 	s.header("A deleted policy is repaired",
 		"Someone deletes the pump's CiliumNetworkPolicy. medseg watches what it owns and puts it back",
@@ -490,7 +638,7 @@ func (s *story) repair() error {
 	return s.waitFor("record the DriftRepaired event", s.hasEvent(pump, v1alpha1.EventDriftRepaired))
 }
 
-// Step 6: the NICU camera's exception expires on its own.
+// Step 8: the NICU camera's exception expires on its own.
 func (s *story) exception() error {
 	s.header("An exception expires on its own",
 		"The NICU camera is OutOfCycle, which critical care quarantines; Dr. Okafor's exception keeps",

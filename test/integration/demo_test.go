@@ -29,12 +29,12 @@ func TestDemoStory(t *testing.T) {
 	var out bytes.Buffer
 	err := demo.Run(context.Background(), demo.Options{
 		Out: &out, Client: env.Client, Samples: filepath.Join(testenv.RepoRoot(), "config", "samples"),
-		Timeout: timeout, ExceptionWindow: 4 * time.Second,
+		Timeout: timeout, ExceptionWindow: 4 * time.Second, GrantWindow: 4 * time.Second,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"Step 6/6", "ModeChanged", "ForeignPolicyWidens", "DriftRepaired", "ExceptionExpired"} {
+	for _, want := range []string{"Step 8/8", "Commissioned=False NotCommissioned", "commissioned: 2 flow(s) approved", "AccessGranted", "AccessEnded", "ModeChanged", "ForeignPolicyWidens", "DriftRepaired", "ExceptionExpired"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
