@@ -488,31 +488,7 @@ func (st *deviceStatus) segmentation(planErr error) *v1alpha1.SegmentationStatus
 		kept.ModeReason = "no SegmentPolicy governs the device; the last enforced mode is kept"
 		return kept
 	}
-	seg := &v1alpha1.SegmentationStatus{
-		Policy: res.Policy, Mode: res.Mode, ModeReason: res.Reason,
-		Enforcement:      v1alpha1.EnforcementAudit,
-		AllowedFlows:     res.Allowed(),
-		PolicyMapEntries: int32(res.PolicyMapEntries),
-	}
-	if res.Enforce {
-		seg.Enforcement = v1alpha1.EnforcementEnforce
-		seg.AppliedObjects = []v1alpha1.AppliedObject{{
-			Kind: ciliumv2.CNPKindDefinition, Namespace: res.CNP.Namespace, Name: res.CNP.Name,
-			Hash: res.CNP.Annotations[v1alpha1.AnnotationContentHash],
-		}}
-	}
-	for _, b := range res.Blocked() {
-		seg.BlockedFlows = append(seg.BlockedFlows, v1alpha1.BlockedFlow{Name: b.Name, Reason: b.Reason, Message: b.Message})
-	}
-	if e := res.Exception; e != nil {
-		seg.ActiveException = &v1alpha1.ActiveException{Name: e.Name, MaxMode: e.MaxMode, ApprovedBy: e.ApprovedBy, ExpiresAt: e.ExpiresAt}
-	}
-	seg.Onboarding = res.Onboarding
-	for _, g := range res.Grants() {
-		seg.ActiveGrants = append(seg.ActiveGrants, v1alpha1.ActiveGrant{Name: g.Name, Flow: g.Flow, ApprovedBy: g.ApprovedBy, Ticket: g.Ticket,
-			NotBefore: g.NotBefore, NotAfter: g.NotAfter})
-	}
-	return seg
+	return res.SegmentationStatus()
 }
 
 type writtenStatus struct {

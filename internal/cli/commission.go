@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/report"
 )
 
 // CommissionOptions are the inputs of Commission.
@@ -88,7 +89,7 @@ func describeFlow(f v1alpha1.Flow) string {
 	}
 	var peers []string
 	for _, p := range f.Peers {
-		peers = append(peers, describePeer(p))
+		peers = append(peers, report.PeerLabel(p))
 	}
 	path := fmt.Sprintf("peers [%s] → gateway:%d → device:%d", strings.Join(peers, "; "), f.GatewayPort, f.DevicePort)
 	if f.Direction == v1alpha1.DirectionFromDevice {
@@ -99,32 +100,6 @@ func describeFlow(f v1alpha1.Flow) string {
 		access = ", only inside access grants"
 	}
 	return fmt.Sprintf("%s (%s, %s%s): %s", f.Name, f.Tier, proto, access, path)
-}
-
-func describePeer(p v1alpha1.Peer) string {
-	if p.IsExternal() {
-		return "external " + p.CIDR
-	}
-	ns := "own namespace"
-	if p.NamespaceSelector != nil {
-		ns = "namespaces " + selectorString(p.NamespaceSelector)
-	}
-	pods := "all pods"
-	if p.PodSelector != nil {
-		pods = "pods " + selectorString(p.PodSelector)
-	}
-	return pods + " in " + ns
-}
-
-func selectorString(s *metav1.LabelSelector) string {
-	sel, err := metav1.LabelSelectorAsSelector(s)
-	if err != nil {
-		return "(invalid selector)"
-	}
-	if sel.Empty() {
-		return "(all)"
-	}
-	return sel.String()
 }
 
 func runCommission(args []string, stdout, stderr io.Writer) error {

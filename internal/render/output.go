@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"fmt"
 
+	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/medseg/medseg/api/v1alpha1"
 )
 
 // ToUnstructured converts a rendered object into the exact content medseg applies: no status,
@@ -40,4 +43,37 @@ func YAML(objs ...runtime.Object) ([]byte, error) {
 		buf.Write(raw)
 	}
 	return buf.Bytes(), nil
+}
+
+// SegmentationStatus is the decision as MedicalDevice status.segmentation records it (without
+// lastAppliedAt, which only the reconciler knows); nil when no policy governs the device.
+func (r *Result) SegmentationStatus() *v1alpha1.SegmentationStatus {
+	if r.NoPolicy {
+		return nil
+	}
+	seg := &v1alpha1.SegmentationStatus{
+		Policy: r.Policy, Mode: r.Mode, ModeReason: r.Reason,
+		Enforcement:      v1alpha1.EnforcementAudit,
+		AllowedFlows:     r.Allowed(),
+		PolicyMapEntries: int32(r.PolicyMapEntries),
+		Onboarding:       r.Onboarding,
+	}
+	if r.Enforce {
+		seg.Enforcement = v1alpha1.EnforcementEnforce
+		seg.AppliedObjects = []v1alpha1.AppliedObject{{
+			Kind: ciliumv2.CNPKindDefinition, Namespace: r.CNP.Namespace, Name: r.CNP.Name,
+			Hash: r.CNP.Annotations[v1alpha1.AnnotationContentHash],
+		}}
+	}
+	for _, b := range r.Blocked() {
+		seg.BlockedFlows = append(seg.BlockedFlows, v1alpha1.BlockedFlow{Name: b.Name, Reason: b.Reason, Message: b.Message})
+	}
+	if e := r.Exception; e != nil {
+		seg.ActiveException = &v1alpha1.ActiveException{Name: e.Name, MaxMode: e.MaxMode, ApprovedBy: e.ApprovedBy, ExpiresAt: e.ExpiresAt}
+	}
+	for _, g := range r.Grants() {
+		seg.ActiveGrants = append(seg.ActiveGrants, v1alpha1.ActiveGrant{Name: g.Name, Flow: g.Flow, ApprovedBy: g.ApprovedBy, Ticket: g.Ticket,
+			NotBefore: g.NotBefore, NotAfter: g.NotAfter})
+	}
+	return seg
 }

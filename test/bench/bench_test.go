@@ -250,7 +250,7 @@ func report(t *testing.T, r Result) {
 
 func benchDevice(name, ns, gw string, i int) *v1alpha1.MedicalDevice {
 	addr := fmt.Sprintf("10.%d.%d.%d", 64+i/65025, (i/255)%255, i%255+1)
-	return &v1alpha1.MedicalDevice{
+	d := &v1alpha1.MedicalDevice{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1alpha1.MedicalDeviceSpec{
 			Identity: v1alpha1.DeviceIdentity{Manufacturer: "Acme", Model: "Pump", DeviceType: "InfusionPump"},
@@ -268,6 +268,10 @@ func benchDevice(name, ns, gw string, i int) *v1alpha1.MedicalDevice {
 			Vulnerabilities: []v1alpha1.Vulnerability{{ID: "CVE-2025-1000", CVSS: "7.5", EPSS: "0.02"}},
 		},
 	}
+	// A hospital in clinical use: its devices are commissioned, so risk alone sets their mode.
+	d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: "biomed", ApprovedAt: metav1.NewTime(time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)),
+		Ticket: "CHG-1", FlowsHash: v1alpha1.FlowsHash(d.Spec.Flows)}
+	return d
 }
 
 func startOperator(t *testing.T, env *testenv.Env, counter *testenv.Counter) func() {

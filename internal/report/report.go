@@ -1,0 +1,495 @@
+// Package report builds the auditor's view of a hospital's segmentation from what medseg
+// records in CRD status: a summary, zones (SegmentPolicies) and conduits (device flows through
+// gateways), and one section per device. It writes the same content as JSON (for other tools),
+// Markdown (for tickets and Git) and a single self-contained HTML file with an inline SVG
+// diagram (for people, offline). The output is deterministic for the same input: everything is
+// sorted, and the only clock is Input.Now.
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+)
+
+// Input is what a report is built from: devices and policies with their status.
+type Input struct {
+	Devices  []v1alpha1.MedicalDevice
+	Policies []v1alpha1.SegmentPolicy
+	// Now is when the report is made; it decides which exceptions and grants are active or
+	// about to expire.
+	Now time.Time
+	// Source says where the objects came from, e.g. "live cluster" or "files: config/samples".
+	Source string
+	// Offline is true when statuses were computed from files rather than read from a cluster:
+	// nothing is known about drift, flatness or what is applied.
+	Offline bool
+}
+
+// Soon is how far ahead the summary looks for exceptions and grants that end or start.
+const Soon = 7 * 24 * time.Hour
+
+// Report is the report's content; its JSON form is `report -o json`.
+type Report struct {
+	Title       string   `json:"title"`
+	GeneratedAt string   `json:"generatedAt"`
+	Source      string   `json:"source"`
+	Offline     bool     `json:"offline"`
+	Summary     Summary  `json:"summary"`
+	Zones       []Zone   `json:"zones"`
+	Devices     []Device `json:"devices"`
+}
+
+// Count is a named count.
+type Count struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+// Summary is the first page.
+type Summary struct {
+	Devices          int             `json:"devices"`
+	Segmented        int             `json:"segmented"`
+	SegmentedPercent int             `json:"segmentedPercent"`
+	Onboarding       int             `json:"onboarding"`
+	ByPriority       []Count         `json:"byPriority"`
+	ByMode           []Count         `json:"byMode"`
+	Policies         []PolicySummary `json:"policies"`
+	OpenDrift        []Finding       `json:"openDrift"`
+	Exceptions       []Exception     `json:"exceptions"`
+	Grants           []Grant         `json:"grants"`
+}
+
+// PolicySummary is one SegmentPolicy's line in the summary.
+type PolicySummary struct {
+	Name        string `json:"name"`
+	Enforcement string `json:"enforcement"`
+	Devices     int    `json:"devices"`
+	// Flatness is Isolated, Flat or Unknown (offline, or not yet audited).
+	Flatness           string   `json:"flatness"`
+	ReachableWorkloads int32    `json:"reachableWorkloads"`
+	Offenders          []string `json:"offenders"`
+}
+
+// Finding is a device that is not segmented as declared, and why.
+type Finding struct {
+	Device string `json:"device"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+// Exception is a clinician-approved cap on a device's mode.
+type Exception struct {
+	Policy        string `json:"policy"`
+	Name          string `json:"name"`
+	Device        string `json:"device"`
+	MaxMode       string `json:"maxMode"`
+	ApprovedBy    string `json:"approvedBy"`
+	Justification string `json:"justification"`
+	ExpiresAt     string `json:"expiresAt"`
+	// State is Active, or "Expires soon" within Soon.
+	State string `json:"state"`
+}
+
+// Grant is a time-boxed vendor access grant.
+type Grant struct {
+	Policy     string `json:"policy"`
+	Name       string `json:"name"`
+	Device     string `json:"device"`
+	Flow       string `json:"flow"`
+	ApprovedBy string `json:"approvedBy"`
+	Ticket     string `json:"ticket"`
+	NotBefore  string `json:"notBefore"`
+	NotAfter   string `json:"notAfter"`
+	// State is Open or Upcoming (opens within Soon).
+	State string `json:"state"`
+}
+
+// Zone is a SegmentPolicy, or "(ungoverned)" for devices no policy governs.
+type Zone struct {
+	Name           string   `json:"name"`
+	Enforcement    string   `json:"enforcement"`
+	DeviceNetworks []string `json:"deviceNetworks"`
+	Devices        []string `json:"devices"`
+}
+
+// Ungoverned names the zone of devices no SegmentPolicy governs.
+const Ungoverned = "(ungoverned)"
+
+// Conduit is one declared flow of a device, through its gateway.
+type Conduit struct {
+	Name      string   `json:"name"`
+	Direction string   `json:"direction"`
+	Tier      string   `json:"tier"`
+	Protocol  string   `json:"protocol"`
+	Ports     string   `json:"ports"`
+	Peers     []string `json:"peers"`
+	External  bool     `json:"external"`
+	Access    string   `json:"access"`
+	Allowed   bool     `json:"allowed"`
+	// Reason is why a blocked flow is blocked (Mode, Ceiling, Grant); Detail says more.
+	Reason      string `json:"reason,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// HistoryItem is one priority or mode change.
+type HistoryItem struct {
+	Time     string `json:"time"`
+	Priority string `json:"priority"`
+	Mode     string `json:"mode"`
+	Reason   string `json:"reason"`
+}
+
+// Device is one device's section.
+type Device struct {
+	Ref             string        `json:"ref"`
+	Namespace       string        `json:"namespace"`
+	Name            string        `json:"name"`
+	Manufacturer    string        `json:"manufacturer"`
+	Model           string        `json:"model"`
+	DeviceType      string        `json:"deviceType,omitempty"`
+	Firmware        string        `json:"firmwareVersion,omitempty"`
+	SerialNumber    string        `json:"serialNumber,omitempty"`
+	CareArea        string        `json:"careArea,omitempty"`
+	SafetyImpact    string        `json:"safetyImpact"`
+	MissionImpact   string        `json:"missionImpact"`
+	Addresses       []string      `json:"addresses"`
+	Zone            string        `json:"zone"`
+	Priority        string        `json:"priority"`
+	Deciding        string        `json:"decidingVulnerability,omitempty"`
+	SSVC            []string      `json:"ssvc"`
+	RiskSummary     string        `json:"riskSummary,omitempty"`
+	Mode            string        `json:"mode"`
+	ModeReason      string        `json:"modeReason,omitempty"`
+	Segmented       bool          `json:"segmented"`
+	SegmentedReason string        `json:"segmentedReason"`
+	SegmentedDetail string        `json:"segmentedDetail,omitempty"`
+	Commissioned    bool          `json:"commissioned"`
+	Commissioning   string        `json:"commissioning"`
+	Flows           []Conduit     `json:"flows"`
+	Exception       *Exception    `json:"exception,omitempty"`
+	Grants          []Grant       `json:"grants"`
+	ForeignPolicies []string      `json:"foreignPolicies"`
+	History         []HistoryItem `json:"history"`
+}
+
+var (
+	priorities = []v1alpha1.Priority{v1alpha1.PriorityImmediate, v1alpha1.PriorityOutOfCycle, v1alpha1.PriorityScheduled, v1alpha1.PriorityDefer}
+	modes      = []v1alpha1.Mode{v1alpha1.ModeQuarantine, v1alpha1.ModeRestricted, v1alpha1.ModeStandard}
+)
+
+// Unknown stands for a value medseg has not recorded yet.
+const Unknown = "Unknown"
+
+func ts(t metav1.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// Build makes the report.
+func Build(in Input) *Report {
+	now := in.Now.UTC()
+	r := &Report{
+		Title:       "Medical device segmentation report",
+		GeneratedAt: now.Format(time.RFC3339),
+		Source:      in.Source,
+		Offline:     in.Offline,
+		Zones:       []Zone{},
+		Devices:     []Device{},
+	}
+	devs := append([]v1alpha1.MedicalDevice(nil), in.Devices...)
+	sort.Slice(devs, func(i, j int) bool { return ref(devs[i].Namespace, devs[i].Name) < ref(devs[j].Namespace, devs[j].Name) })
+	pols := append([]v1alpha1.SegmentPolicy(nil), in.Policies...)
+	sort.Slice(pols, func(i, j int) bool { return pols[i].Name < pols[j].Name })
+
+	zones := map[string]*Zone{}
+	for _, p := range pols {
+		nets := append([]string{}, p.Spec.DeviceNetworks...)
+		sort.Strings(nets)
+		zones[p.Name] = &Zone{Name: p.Name, Enforcement: string(p.Spec.Enforcement), DeviceNetworks: nets, Devices: []string{}}
+	}
+	s := &r.Summary
+	s.Policies, s.OpenDrift, s.Exceptions, s.Grants = []PolicySummary{}, []Finding{}, []Exception{}, []Grant{}
+	byPriority, byMode := map[string]int{}, map[string]int{}
+	for i := range devs {
+		d := buildDevice(&devs[i], pols, now, in.Offline)
+		r.Devices = append(r.Devices, d)
+		s.Devices++
+		if d.Segmented {
+			s.Segmented++
+		} else {
+			s.OpenDrift = append(s.OpenDrift, Finding{Device: d.Ref, Reason: d.SegmentedReason, Detail: d.SegmentedDetail})
+		}
+		if !d.Commissioned {
+			s.Onboarding++
+		}
+		byPriority[d.Priority]++
+		byMode[d.Mode]++
+		z, ok := zones[d.Zone]
+		if !ok {
+			z = &Zone{Name: d.Zone, Enforcement: "-", DeviceNetworks: []string{}, Devices: []string{}}
+			zones[d.Zone] = z
+		}
+		z.Devices = append(z.Devices, d.Ref)
+		if d.Exception != nil {
+			s.Exceptions = append(s.Exceptions, *d.Exception)
+		}
+	}
+	if s.Devices > 0 {
+		s.SegmentedPercent = s.Segmented * 100 / s.Devices
+	}
+	for _, p := range priorities {
+		s.ByPriority = append(s.ByPriority, Count{Name: string(p), Count: byPriority[string(p)]})
+	}
+	if n := byPriority[Unknown]; n > 0 {
+		s.ByPriority = append(s.ByPriority, Count{Name: Unknown, Count: n})
+	}
+	for _, m := range modes {
+		s.ByMode = append(s.ByMode, Count{Name: string(m), Count: byMode[string(m)]})
+	}
+	if n := byMode[Unknown]; n > 0 {
+		s.ByMode = append(s.ByMode, Count{Name: Unknown, Count: n})
+	}
+	for _, p := range pols {
+		ps := PolicySummary{Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: len(zones[p.Name].Devices), Flatness: Unknown, Offenders: []string{}}
+		if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated); c != nil && !in.Offline {
+			ps.Flatness = "Flat"
+			if c.Status == metav1.ConditionTrue {
+				ps.Flatness = "Isolated"
+			}
+		}
+		if f := p.Status.Flatness; f != nil && !in.Offline {
+			ps.ReachableWorkloads = f.ReachableWorkloads
+			ps.Offenders = append(ps.Offenders, f.Offenders...)
+		}
+		s.Policies = append(s.Policies, ps)
+		s.Grants = append(s.Grants, grantsOf(p, "", now)...)
+	}
+	names := make([]string, 0, len(zones))
+	for n := range zones {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r.Zones = append(r.Zones, *zones[n])
+	}
+	return r
+}
+
+// grantsOf lists a policy's grants that are open now or open within Soon, for one device
+// (devRef) or all ("").
+func grantsOf(p v1alpha1.SegmentPolicy, devRef string, now time.Time) []Grant {
+	out := []Grant{}
+	for _, g := range p.Spec.AccessGrants {
+		r := g.Device.String()
+		if devRef != "" && r != devRef {
+			continue
+		}
+		state := ""
+		switch {
+		case !now.Before(g.NotBefore.Time) && now.Before(g.NotAfter.Time):
+			state = "Open"
+		case now.Before(g.NotBefore.Time) && g.NotBefore.Sub(now) <= Soon:
+			state = "Upcoming"
+		default:
+			continue
+		}
+		out = append(out, Grant{Policy: p.Name, Name: g.Name, Device: r, Flow: g.Flow, ApprovedBy: g.ApprovedBy, Ticket: g.Ticket,
+			NotBefore: ts(g.NotBefore), NotAfter: ts(g.NotAfter), State: state})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].NotBefore != out[j].NotBefore {
+			return out[i].NotBefore < out[j].NotBefore
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now time.Time, offline bool) Device {
+	st := d.Status
+	out := Device{
+		Ref: ref(d.Namespace, d.Name), Namespace: d.Namespace, Name: d.Name,
+		Manufacturer: d.Spec.Identity.Manufacturer, Model: d.Spec.Identity.Model, DeviceType: d.Spec.Identity.DeviceType,
+		Firmware: d.Spec.Identity.FirmwareVersion, SerialNumber: d.Spec.Identity.SerialNumber, CareArea: d.Spec.Clinical.CareArea,
+		SafetyImpact: string(d.Spec.Clinical.SafetyImpact), MissionImpact: string(d.Spec.Clinical.MissionImpact),
+		Addresses: append([]string{}, d.Spec.Network.Addresses...),
+		Zone:      Ungoverned, Priority: Unknown, Mode: Unknown, SSVC: []string{},
+		Flows: []Conduit{}, Grants: []Grant{}, ForeignPolicies: []string{}, History: []HistoryItem{},
+	}
+	sort.Strings(out.Addresses)
+	if r := st.Risk; r != nil {
+		out.Priority = orUnknown(string(r.Priority))
+		out.Deciding = r.DecidingVulnerability
+		out.RiskSummary = r.Summary
+		for _, in := range []struct {
+			name string
+			v    *v1alpha1.SSVCInput
+		}{{"Exploitation", r.Exploitation}, {"Exposure", r.Exposure}, {"Automatable", r.Automatable}, {"Human impact", r.HumanImpact}} {
+			if in.v != nil {
+				out.SSVC = append(out.SSVC, in.name+" = "+in.v.String())
+			}
+		}
+	}
+	seg := st.Segmentation
+	if seg != nil {
+		if seg.Policy != "" {
+			out.Zone = seg.Policy
+		}
+		out.Mode = orUnknown(string(seg.Mode))
+		out.ModeReason = seg.ModeReason
+		if e := seg.ActiveException; e != nil {
+			out.Exception = &Exception{Policy: seg.Policy, Name: e.Name, Device: out.Ref, MaxMode: string(e.MaxMode), ApprovedBy: e.ApprovedBy,
+				ExpiresAt: ts(e.ExpiresAt), State: "Active"}
+			if e.ExpiresAt.Sub(now) <= Soon {
+				out.Exception.State = "Expires soon"
+			}
+			for _, p := range pols {
+				for _, pe := range p.Spec.Exceptions {
+					if p.Name == seg.Policy && pe.Name == e.Name {
+						out.Exception.Justification = pe.Justification
+					}
+				}
+			}
+		}
+	}
+	for _, p := range pols {
+		if p.Name == out.Zone {
+			out.Grants = grantsOf(p, out.Ref, now)
+		}
+	}
+	// Segmented: from the condition medseg wrote; offline, a governed device in Enforce is
+	// what would be enforced.
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionSegmented); c != nil {
+		out.Segmented = c.Status == metav1.ConditionTrue
+		out.SegmentedReason, out.SegmentedDetail = c.Reason, c.Message
+	} else if offline && seg != nil && seg.Enforcement == v1alpha1.EnforcementEnforce {
+		out.Segmented, out.SegmentedReason = true, "Planned"
+		out.SegmentedDetail = "computed offline: this is what medseg would enforce"
+	} else if offline && seg != nil {
+		out.SegmentedReason = v1alpha1.ReasonAuditOnly
+		out.SegmentedDetail = fmt.Sprintf("SegmentPolicy %s is in Audit: nothing would be enforced", seg.Policy)
+	} else {
+		out.SegmentedReason = v1alpha1.ReasonNoSegmentPolicy
+		if !offline {
+			out.SegmentedReason, out.SegmentedDetail = "NotReconciled", "medseg has not recorded a decision for this device"
+		}
+		if offline {
+			out.SegmentedDetail = "no SegmentPolicy selects this device: it is not governed"
+		}
+	}
+	cs := d.Spec.CommissioningState()
+	out.Commissioned = cs.Commissioned
+	out.Commissioning = "Not commissioned"
+	switch c := d.Spec.Commissioning; {
+	case cs.Commissioned:
+		out.Commissioning = fmt.Sprintf("Commissioned by %s (ticket %s, %s)", c.ApprovedBy, c.Ticket, ts(c.ApprovedAt))
+	case c != nil:
+		out.Commissioning = fmt.Sprintf("Flows changed after %s commissioned them (ticket %s, %s): in onboarding until commissioned again", c.ApprovedBy, c.Ticket, ts(c.ApprovedAt))
+	}
+	blocked := map[string]v1alpha1.BlockedFlow{}
+	allowed := map[string]bool{}
+	if seg != nil {
+		for _, b := range seg.BlockedFlows {
+			blocked[b.Name] = b
+		}
+		for _, a := range seg.AllowedFlows {
+			allowed[a] = true
+		}
+	}
+	flows := append([]v1alpha1.Flow(nil), d.Spec.Flows...)
+	sort.SliceStable(flows, func(i, j int) bool { return flows[i].Name < flows[j].Name })
+	for _, f := range flows {
+		out.Flows = append(out.Flows, conduit(f, allowed[f.Name], blocked[f.Name], seg != nil))
+	}
+	if dr := st.Drift; dr != nil {
+		for _, f := range dr.ForeignPolicies {
+			verdict := "listed"
+			if f.Widens {
+				verdict = "WIDENS ACCESS"
+			}
+			out.ForeignPolicies = append(out.ForeignPolicies, fmt.Sprintf("%s %s %s: %s", verdict, f.Kind, ref(f.Namespace, f.Name), f.Reason))
+		}
+	}
+	for _, h := range st.History {
+		out.History = append(out.History, HistoryItem{Time: ts(h.Time), Priority: string(h.Priority), Mode: string(h.Mode), Reason: h.Reason})
+	}
+	return out
+}
+
+func conduit(f v1alpha1.Flow, allowed bool, b v1alpha1.BlockedFlow, decided bool) Conduit {
+	proto := string(f.Protocol)
+	if proto == "" {
+		proto = string(v1alpha1.ProtocolTCP)
+	}
+	access := string(f.Access)
+	if access == "" {
+		access = string(v1alpha1.AccessStanding)
+	}
+	c := Conduit{Name: f.Name, Direction: string(f.Direction), Tier: string(f.Tier), Protocol: proto, Access: access,
+		Allowed: allowed, Peers: []string{}, Description: f.Description}
+	if f.Direction == v1alpha1.DirectionFromDevice {
+		c.Ports = fmt.Sprintf("device → gateway:%d → peers:%d", f.GatewayPort, f.PeerPort)
+	} else {
+		c.Ports = fmt.Sprintf("peers → gateway:%d → device:%d", f.GatewayPort, f.DevicePort)
+	}
+	for _, p := range f.Peers {
+		c.Peers = append(c.Peers, PeerLabel(p))
+		if p.IsExternal() {
+			c.External = true
+		}
+	}
+	switch {
+	case allowed:
+	case !decided:
+		c.Reason, c.Detail = Unknown, "no decision recorded"
+	default:
+		c.Reason, c.Detail = string(b.Reason), b.Message
+	}
+	return c
+}
+
+// PeerLabel names a peer for people: "external 203.0.113.0/28" or "pods app=x in namespaces y".
+func PeerLabel(p v1alpha1.Peer) string {
+	if p.IsExternal() {
+		return "external " + p.CIDR
+	}
+	ns := "own namespace"
+	if p.NamespaceSelector != nil {
+		ns = "namespaces " + selector(p.NamespaceSelector)
+	}
+	pods := "all pods"
+	if p.PodSelector != nil {
+		pods = "pods " + selector(p.PodSelector)
+	}
+	return pods + " in " + ns
+}
+
+func selector(s *metav1.LabelSelector) string {
+	sel, err := metav1.LabelSelectorAsSelector(s)
+	if err != nil {
+		return "(invalid selector)"
+	}
+	if sel.Empty() {
+		return "(all)"
+	}
+	return sel.String()
+}
+
+func ref(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
+}
+
+func orUnknown(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return Unknown
+	}
+	return s
+}
