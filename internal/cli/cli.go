@@ -38,6 +38,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runExplain(args[1:], stdout, stderr)
 	case "commission":
 		err = runCommission(args[1:], stdout, stderr)
+	case "report":
+		err = runReport(args[1:], stdin, stdout, stderr)
 	default:
 		err = fmt.Errorf("unknown command %q", args[0])
 		usage(stderr)
@@ -61,6 +63,11 @@ func usage(w io.Writer) {
 Offline (files, no cluster):
   render -f PATH... [--now RFC3339]                 print the Cilium policies medseg would own
   assess -f PATH... [-o table|json] [--now RFC3339] print each device's SSVC priority and mode
+
+Either (files with -f, or the live cluster without):
+  report [-f PATH...] [-o html|md|json] [--out FILE] the auditor's report: summary, zones and
+                                                     conduits (inline SVG), every device; one
+                                                     self-contained file
 
 Online (the current kubeconfig, or --kubeconfig):
   audit [-o table|json]                              devices (priority, mode, segmented, drift) and

@@ -208,7 +208,7 @@ const css = `body{font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;color:#1f
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;border-bottom:2px solid #d9e2ec;padding-bottom:4px;margin-top:32px}h3{font-size:15px;margin:18px 0 6px}
 .meta{color:#52606d;margin:0}
 .tiles{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
-.tile{border:1px solid #d9e2ec;border-radius:8px;padding:10px 14px;min-width:150px;background:#f8fafc}
+.tile{border:1px solid #d9e2ec;border-radius:8px;padding:10px 14px;flex:1 1 130px;background:#f8fafc}
 .tile .value{font-size:26px;font-weight:bold}.tile .label{color:#52606d;font-size:12px}
 .tile.good{border-color:#2e7d32;background:#e3f4e5}.tile.bad{border-color:#c62828;background:#fde3e1}.tile.warn{border-color:#b26a00;background:#fff3d6}
 .cols{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
@@ -230,21 +230,24 @@ footer{color:#829ab1;font-size:12px;margin-top:32px}
 `
 
 // Diagram draws zones, devices and conduits as inline SVG with a small deterministic layout:
-// in-cluster peers in the left column, zones with their devices in the middle, external peers
-// on the right, one curve per flow and peer. Hospitals with more than MaxDiagramDevices get a
-// summary per zone instead of one box per device.
+// in-cluster peers in the left column, zones with their device cards in the middle (one row
+// per flow, with its port and verdict), external peers on the right, and one curve from each
+// flow row to each of its peers. Hospitals with more than MaxDiagramDevices devices get a
+// summary per zone instead of one card per device; the tables still list every conduit.
 func Diagram(r *Report) string {
 	const (
 		margin     = 20.0
 		peerW      = 270.0
-		zoneW      = 330.0
-		gap        = 130.0
-		devH       = 46.0
+		zoneW      = 340.0
+		gap        = 120.0
+		devHead    = 38.0
+		rowH       = 16.0
 		devGap     = 10.0
-		zoneHeader = 34.0
+		zoneHeader = 38.0
 		zoneGap    = 22.0
-		peerH      = 30.0
+		peerH      = 28.0
 		peerGap    = 12.0
+		top        = margin + 26
 	)
 	b := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
@@ -254,16 +257,15 @@ func Diagram(r *Report) string {
 	}
 	summarised := len(r.Devices) > MaxDiagramDevices
 
-	// Peers, sorted, each with its column.
 	internal, external := map[string]bool{}, map[string]bool{}
 	if !summarised {
 		for _, d := range r.Devices {
 			for _, c := range d.Flows {
-				for _, peer := range c.Peers {
-					if strings.HasPrefix(peer, "external ") {
-						external[peer] = true
+				for _, n := range c.nodes {
+					if strings.HasPrefix(n, "external ") {
+						external[n] = true
 					} else {
-						internal[peer] = true
+						internal[n] = true
 					}
 				}
 			}
@@ -276,39 +278,34 @@ func Diagram(r *Report) string {
 	width := rightX + peerW + margin
 	type box struct{ x, y, w, h float64 }
 	devBox := map[string]box{}
-	y := margin + 24
-	var zoneBoxes []struct {
+	y := top
+	type zoneBox struct {
 		z Zone
 		b box
 	}
+	var zones []zoneBox
 	for _, z := range r.Zones {
-		n := len(z.Devices)
+		h := zoneHeader
 		if summarised {
-			n = 1
-		}
-		h := zoneHeader + float64(n)*(devH+devGap) + 4
-		zoneBoxes = append(zoneBoxes, struct {
-			z Zone
-			b box
-		}{z, box{zoneX, y, zoneW, h}})
-		dy := y + zoneHeader
-		if !summarised {
+			h += 40
+		} else {
 			for _, ref := range z.Devices {
-				devBox[ref] = box{zoneX + 14, dy, zoneW - 28, devH}
-				dy += devH + devGap
+				dh := devHead + float64(len(devs[ref].Flows))*rowH + 6
+				devBox[ref] = box{zoneX + 12, y + h, zoneW - 24, dh}
+				h += dh + devGap
 			}
 		}
+		zones = append(zones, zoneBox{z, box{zoneX, y, zoneW, h}})
 		y += h + zoneGap
 	}
-	middleH := y
+	middleEnd := y
 	column := func(peers []string) (map[string]box, float64) {
 		out := map[string]box{}
 		total := float64(len(peers))*(peerH+peerGap) - peerGap
-		start := margin + 24 + (middleH-margin-24-total)/2
-		if start < margin+24 {
-			start = margin + 24
+		yy := top + (middleEnd-zoneGap-top-total)/2
+		if yy < top {
+			yy = top
 		}
-		yy := start
 		for _, peer := range peers {
 			out[peer] = box{0, yy, peerW, peerH}
 			yy += peerH + peerGap
@@ -317,59 +314,22 @@ func Diagram(r *Report) string {
 	}
 	leftBoxes, leftEnd := column(left)
 	rightBoxes, rightEnd := column(right)
-	height := max(middleH, leftEnd, rightEnd) + 70
+	height := max(middleEnd, leftEnd, rightEnd) + 50
 
 	p("<svg viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\" aria-label=\"Zones and conduits\">\n", width, height, width, height)
-	p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\" fill=\"#52606d\">In-cluster peers</text>\n", margin, margin+8)
-	p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\" fill=\"#52606d\">Zones (SegmentPolicies) and devices</text>\n", zoneX, margin+8)
-	p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\" fill=\"#52606d\">External peers</text>\n", rightX, margin+8)
-
-	// Conduits first, so boxes are drawn over their ends.
-	if !summarised {
-		for _, z := range r.Zones {
-			for _, ref := range z.Devices {
-				d := devs[ref]
-				db := devBox[ref]
-				for _, c := range d.Flows {
-					st, ok := tierStroke[c.Tier]
-					if !ok {
-						st = tierStroke["Support"]
-					}
-					for _, peer := range c.Peers {
-						var x1, y1, x2, y2 float64
-						if pb, ok := leftBoxes[peer]; ok {
-							x1, y1 = margin+pb.w, pb.y+pb.h/2
-							x2, y2 = db.x, db.y+db.h/2
-						} else {
-							pb := rightBoxes[peer]
-							x1, y1 = db.x+db.w, db.y+db.h/2
-							x2, y2 = rightX, pb.y+pb.h/2
-						}
-						dash, opacity := "", 0.9
-						if !c.Allowed {
-							dash, opacity = " stroke-dasharray=\"6 5\"", 0.45
-						}
-						mx := (x1 + x2) / 2
-						p("<path d=\"M%.1f %.1f C%.1f %.1f %.1f %.1f %.1f %.1f\" fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\"%s><title>%s</title></path>\n",
-							x1, y1, mx, y1, mx, y2, x2, y2, st.color, st.width, opacity, dash,
-							esc(fmt.Sprintf("%s %s (%s, %s/%s): %s", d.Ref, c.Name, c.Tier, c.Ports, c.Protocol, verdict(c))))
-						label := c.Name + " " + portOf(c)
-						if !c.Allowed {
-							label += " ✕"
-						}
-						p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" fill=\"%s\">%s</text>\n", mx, (y1+y2)/2-3, st.color, esc(label))
-					}
-				}
-			}
-		}
+	heading := func(x float64, s string) {
+		p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\" fill=\"#52606d\">%s</text>\n", x, margin+8, esc(s))
 	}
-	for _, zb := range zoneBoxes {
+	heading(margin, "In-cluster peers")
+	heading(zoneX, "Zones (SegmentPolicies) and devices")
+	heading(rightX, "External peers")
+
+	for _, zb := range zones {
 		z, bx := zb.z, zb.b
-		p("<g><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"10\" fill=\"#f8fafc\" stroke=\"#9fb3c8\" stroke-width=\"1.5\"/>\n", bx.x, bx.y, bx.w, bx.h)
-		title := fmt.Sprintf("%s · %s", z.Name, z.Enforcement)
-		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" font-weight=\"bold\" fill=\"#243b53\">%s</text>\n", bx.x+12, bx.y+18, esc(title))
+		p("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"10\" fill=\"#f8fafc\" stroke=\"#9fb3c8\" stroke-width=\"1.5\"/>\n", bx.x, bx.y, bx.w, bx.h)
+		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" font-weight=\"bold\" fill=\"#243b53\">%s</text>\n", bx.x+12, bx.y+18, esc(z.Name+" · "+z.Enforcement))
 		if len(z.DeviceNetworks) > 0 {
-			p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#627d98\">%s</text>\n", bx.x+12, bx.y+30, esc(truncate(strings.Join(z.DeviceNetworks, ", "), 52)))
+			p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#627d98\">%s</text>\n", bx.x+12, bx.y+31, esc(truncate("device networks "+strings.Join(z.DeviceNetworks, ", "), 60)))
 		}
 		if summarised {
 			byMode := map[string]int{}
@@ -382,59 +342,107 @@ func Diagram(r *Report) string {
 					parts = append(parts, fmt.Sprintf("%d %s", byMode[m], m))
 				}
 			}
-			p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#243b53\">%s</text>\n", bx.x+14, bx.y+zoneHeader+24, esc(fmt.Sprintf("%d devices: %s", len(z.Devices), strings.Join(parts, ", "))))
+			p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#243b53\">%s</text>\n", bx.x+12, bx.y+zoneHeader+18,
+				esc(fmt.Sprintf("%d devices: %s", len(z.Devices), strings.Join(parts, ", "))))
 		}
-		p("</g>\n")
+	}
+	// Curves, then the cards and peers over their ends.
+	for _, z := range r.Zones {
+		if summarised {
+			break
+		}
+		for _, ref := range z.Devices {
+			d, db := devs[ref], devBox[ref]
+			for i, c := range d.Flows {
+				st := tier(c.Tier)
+				ry := db.y + devHead + float64(i)*rowH + rowH/2 - 2
+				for _, n := range c.nodes {
+					var x1, y1, x2, y2 float64
+					if pb, ok := leftBoxes[n]; ok {
+						x1, y1, x2, y2 = margin+pb.w, pb.y+pb.h/2, db.x, ry
+					} else {
+						pb := rightBoxes[n]
+						x1, y1, x2, y2 = db.x+db.w, ry, rightX, pb.y+pb.h/2
+					}
+					dash, opacity := "", 0.85
+					if !c.Allowed {
+						dash, opacity = " stroke-dasharray=\"6 5\"", 0.5
+					}
+					mx := (x1 + x2) / 2
+					p("<path d=\"M%.1f %.1f C%.1f %.1f %.1f %.1f %.1f %.1f\" fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\"%s><title>%s</title></path>\n",
+						x1, y1, mx, y1, mx, y2, x2, y2, st.color, st.width, opacity, dash,
+						esc(fmt.Sprintf("%s %s (%s, %s/%s): %s", d.Ref, c.Name, c.Tier, c.Ports, c.Protocol, verdict(c))))
+				}
+			}
+		}
 	}
 	for _, ref := range sortedKeys(boolKeys(devBox)) {
 		d, db := devs[ref], devBox[ref]
 		c := fills[modeClass(d.Mode)]
-		p("<g><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"6\" fill=\"%s\" stroke=\"%s\" stroke-width=\"2\"><title>%s</title></rect>\n",
+		p("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"6\" fill=\"%s\" stroke=\"%s\" stroke-width=\"2\"><title>%s</title></rect>\n",
 			db.x, db.y, db.w, db.h, c[0], c[1], esc(d.Ref+": "+d.ModeReason))
-		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\" fill=\"#102a43\">%s</text>\n", db.x+10, db.y+18, esc(truncate(d.Ref, 40)))
-		status := fmt.Sprintf("%s · %s", d.Priority, d.Mode)
+		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\" fill=\"#102a43\">%s</text>\n", db.x+10, db.y+16, esc(truncate(d.Ref, 44)))
+		status := d.Priority + " · " + d.Mode
 		if !d.Segmented {
 			status += " · NOT SEGMENTED"
 		}
 		if !d.Commissioned {
 			status += " · onboarding"
 		}
-		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\">%s</text></g>\n", db.x+10, db.y+35, c[1], esc(status))
+		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\">%s</text>\n", db.x+10, db.y+31, c[1], esc(status))
+		for i, fl := range d.Flows {
+			mark, color := "✓", tier(fl.Tier).color
+			row := fmt.Sprintf("%s %s/%s · %s", fl.Name, strings.TrimSuffix(portOf(fl), "/"+fl.Protocol), fl.Protocol, fl.Tier)
+			if !fl.Allowed {
+				mark, color = "✕", "#829ab1"
+				row += " · (" + fl.Reason + ")"
+			}
+			p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10.5\" fill=\"%s\">%s %s</text>\n", db.x+10, db.y+devHead+float64(i)*rowH+rowH/2+2, color, mark, esc(truncate(row, 52)))
+		}
 	}
 	peerBox := func(x float64, pb box, label string) {
-		p("<g><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"15\" fill=\"#ffffff\" stroke=\"#829ab1\"/>\n", x, pb.y, pb.w, pb.h)
-		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#243b53\">%s<title>%s</title></text></g>\n", x+10, pb.y+19, esc(truncate(label, 44)), esc(label))
+		p("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"14\" fill=\"#ffffff\" stroke=\"#829ab1\"><title>%s</title></rect>\n", x, pb.y, pb.w, pb.h, esc(label))
+		p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#243b53\">%s</text>\n", x+10, pb.y+18, esc(truncate(label, 44)))
 	}
-	for _, peer := range left {
-		peerBox(margin, leftBoxes[peer], peer)
+	for _, n := range left {
+		peerBox(margin, leftBoxes[n], n)
 	}
-	for _, peer := range right {
-		peerBox(rightX, rightBoxes[peer], peer)
+	for _, n := range right {
+		peerBox(rightX, rightBoxes[n], n)
 	}
 
-	// Legend.
-	ly := height - 44
+	ly := height - 30
 	x := margin
 	for _, m := range []string{"standard", "restricted", "quarantine"} {
 		c := fills[m]
 		p("<rect x=\"%.0f\" y=\"%.0f\" width=\"16\" height=\"12\" rx=\"3\" fill=\"%s\" stroke=\"%s\"/>", x, ly, c[0], c[1])
 		p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#243b53\">%s</text>\n", x+22, ly+10, strings.ToUpper(m[:1])+m[1:])
-		x += 110
+		x += 105
 	}
 	for _, t := range []string{"Essential", "Clinical", "Support"} {
-		st := tierStroke[t]
+		st := tier(t)
 		p("<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"%.1f\"/>", x, ly+6, x+30, ly+6, st.color, st.width)
 		p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#243b53\">%s</text>\n", x+36, ly+10, t)
-		x += 110
+		x += 105
 	}
 	p("<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#78909c\" stroke-width=\"1.5\" stroke-dasharray=\"6 5\"/>", x, ly+6, x+30, ly+6)
-	p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#243b53\">blocked (✕)</text>\n", x+36, ly+10)
+	p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#243b53\">blocked ✕</text>\n", x+36, ly+10)
 	if summarised {
-		p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#52606d\">%s</text>\n", margin, ly+30,
-			esc(fmt.Sprintf("%d devices: the diagram summarises each zone; the tables list every conduit.", len(r.Devices))))
+		p("<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#52606d\">%s</text>\n", x+130, ly+10,
+			esc(fmt.Sprintf("%d devices: zones are summarised; the tables list every conduit.", len(r.Devices))))
 	}
 	p("</svg>\n")
 	return b.String()
+}
+
+func tier(t string) struct {
+	color string
+	width float64
+} {
+	if st, ok := tierStroke[t]; ok {
+		return st
+	}
+	return tierStroke["Support"]
 }
 
 // MaxDiagramDevices is the most devices the diagram draws one by one.

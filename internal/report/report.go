@@ -7,7 +7,9 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/render"
 )
 
 // Input is what a report is built from: devices and policies with their status.
@@ -137,6 +140,9 @@ type Conduit struct {
 	Reason      string `json:"reason,omitempty"`
 	Detail      string `json:"detail,omitempty"`
 	Description string `json:"description,omitempty"`
+	// nodes name the peers as the diagram draws them: in-cluster peers with their namespace
+	// resolved ("icu: app=pump-server"), external ones as "external CIDR".
+	nodes []string
 }
 
 // HistoryItem is one priority or mode change.
@@ -202,7 +208,9 @@ func Build(in Input) *Report {
 		Devices:     []Device{},
 	}
 	devs := append([]v1alpha1.MedicalDevice(nil), in.Devices...)
-	sort.Slice(devs, func(i, j int) bool { return ref(devs[i].Namespace, devs[i].Name) < ref(devs[j].Namespace, devs[j].Name) })
+	sort.Slice(devs, func(i, j int) bool {
+		return ref(devs[i].Namespace, devs[i].Name) < ref(devs[j].Namespace, devs[j].Name)
+	})
 	pols := append([]v1alpha1.SegmentPolicy(nil), in.Policies...)
 	sort.Slice(pols, func(i, j int) bool { return pols[i].Name < pols[j].Name })
 
@@ -403,8 +411,21 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 	}
 	flows := append([]v1alpha1.Flow(nil), d.Spec.Flows...)
 	sort.SliceStable(flows, func(i, j int) bool { return flows[i].Name < flows[j].Name })
+	var governing *v1alpha1.SegmentPolicy
+	for i := range pols {
+		if pols[i].Name == out.Zone {
+			governing = &pols[i]
+		}
+	}
 	for _, f := range flows {
-		out.Flows = append(out.Flows, conduit(f, allowed[f.Name], blocked[f.Name], seg != nil))
+		c := conduit(f, allowed[f.Name], blocked[f.Name], seg != nil)
+		for _, p := range f.Peers {
+			c.nodes = append(c.nodes, peerNode(p, d.Namespace))
+		}
+		if f.Access != v1alpha1.AccessGranted && render.NeedsGrant(governing, f) {
+			c.Access = "Granted (external peer)"
+		}
+		out.Flows = append(out.Flows, c)
 	}
 	if dr := st.Drift; dr != nil {
 		for _, f := range dr.ForeignPolicies {
@@ -469,6 +490,32 @@ func PeerLabel(p v1alpha1.Peer) string {
 	return pods + " in " + ns
 }
 
+// peerNode is a peer's short name in the diagram: the same peer of two devices is one node,
+// and a pod selector alone means the device's own namespace.
+func peerNode(p v1alpha1.Peer, ns string) string {
+	if p.IsExternal() {
+		return "external " + p.CIDR
+	}
+	if p.NamespaceSelector != nil {
+		ns = selector(p.NamespaceSelector)
+		if l := p.NamespaceSelector.MatchLabels; len(l) == 1 && len(p.NamespaceSelector.MatchExpressions) == 0 && l["kubernetes.io/metadata.name"] != "" {
+			ns = l["kubernetes.io/metadata.name"]
+		} else if ns == "(all)" {
+			ns = "every namespace"
+		} else {
+			ns = "namespaces " + ns
+		}
+	}
+	pods := "all pods"
+	if p.PodSelector != nil {
+		pods = selector(p.PodSelector)
+		if pods == "(all)" {
+			pods = "all pods"
+		}
+	}
+	return ns + ": " + pods
+}
+
 func selector(s *metav1.LabelSelector) string {
 	sel, err := metav1.LabelSelectorAsSelector(s)
 	if err != nil {
@@ -492,4 +539,25 @@ func orUnknown(s string) string {
 		return Unknown
 	}
 	return s
+}
+
+// JSON writes the report as indented JSON.
+func JSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+// Write writes the report in a format: html, md or json.
+func Write(w io.Writer, r *Report, format string) error {
+	switch format {
+	case "html":
+		return HTML(w, r)
+	case "md", "markdown":
+		return Markdown(w, r)
+	case "json":
+		return JSON(w, r)
+	}
+	return fmt.Errorf("unknown output format %q: use html, md or json", format)
 }

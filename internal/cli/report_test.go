@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/report"
+)
+
+const relSamples = "../../config/samples"
+
+// TestReportOfSampleHospital keeps the Markdown and JSON reports of the sample hospital as
+// golden files, and checks that the same input gives byte-identical output in every format.
+func TestReportOfSampleHospital(t *testing.T) {
+	for _, format := range []string{"md", "json", "html"} {
+		// A relative path: the report names its source, and the golden file must not depend on
+		// where the repository is checked out.
+		first, stderr, code := run(t, "", "report", "-f", relSamples, "-o", format, "--now", fixedNow)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", format, code, stderr)
+		}
+		for range 3 {
+			if again, _, _ := run(t, "", "report", "-f", relSamples, "-o", format, "--now", fixedNow); again != first {
+				t.Fatalf("%s report changed between runs", format)
+			}
+		}
+		if format != "html" {
+			checkGolden(t, "report-samples."+format, first)
+		} else {
+			checkHTML(t, first, 5)
+		}
+	}
+	out, _, _ := run(t, "", "report", "-f", relSamples, "-o", "json", "--now", fixedNow)
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Summary.Devices != 5 || r.Summary.Segmented != 5 || len(r.Zones) != 2 || len(r.Summary.Exceptions) != 1 {
+		t.Errorf("summary of the sample hospital: %+v", r.Summary)
+	}
+}
+
+// TestReportShowsOnboardingGrantsAndExpiringExceptions changes the sample hospital: one device
+// loses its commissioning, the pump gets an open vendor window and one starting tomorrow, and
+// time moves to two days before the NICU exception expires.
+func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
+	in, err := Load([]string{samples()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 16, 9, 0, 0, 0, time.UTC)
+	for i := range in.Devices {
+		if in.Devices[i].Name == "ct-scanner-1" {
+			in.Devices[i].Spec.Commissioning = nil
+		}
+	}
+	for i := range in.Policies {
+		if in.Policies[i].Name != "critical-care" {
+			continue
+		}
+		pump := v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}
+		in.Policies[i].Spec.AccessGrants = []v1alpha1.AccessGrant{
+			{Name: "now", Device: pump, Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now.Add(-time.Hour)), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-1"},
+			{Name: "tomorrow", Device: pump, Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now.Add(24 * time.Hour)), NotAfter: metav1.NewTime(now.Add(26 * time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-2"},
+			{Name: "last-month", Device: pump, Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now.Add(-30 * 24 * time.Hour)), NotAfter: metav1.NewTime(now.Add(-30*24*time.Hour + time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-0"},
+		}
+	}
+	r, err := OfflineReport(in, now, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Summary
+	if s.Onboarding != 1 {
+		t.Errorf("onboarding = %d, want 1 (the CT scanner)", s.Onboarding)
+	}
+	if len(s.Grants) != 2 || s.Grants[0].Name != "now" || s.Grants[0].State != "Open" || s.Grants[1].State != "Upcoming" {
+		t.Errorf("grants = %+v, want the open one and tomorrow's, not last month's", s.Grants)
+	}
+	if len(s.Exceptions) != 1 || s.Exceptions[0].State != "Expires soon" {
+		t.Errorf("exceptions = %+v, want the NICU exception expiring soon", s.Exceptions)
+	}
+	devs := map[string]report.Device{}
+	for _, d := range r.Devices {
+		devs[d.Name] = d
+	}
+	if ct := devs["ct-scanner-1"]; ct.Commissioned || ct.Mode != "Restricted" || !strings.Contains(ct.ModeReason, "onboarding") {
+		t.Errorf("the uncommissioned CT scanner should be in onboarding: %+v", ct)
+	}
+	pump := devs["infusion-pump-bed-12"]
+	allowed := map[string]bool{}
+	for _, f := range pump.Flows {
+		allowed[f.Name] = f.Allowed
+	}
+	if !allowed["vendor-maintenance"] || len(pump.Grants) != 2 {
+		t.Errorf("the pump's vendor flow is open inside its grant: flows %v, grants %+v", allowed, pump.Grants)
+	}
+	var md bytes.Buffer
+	if err := report.Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1 not commissioned (in onboarding)", "| icu/infusion-pump-bed-12 | vendor-maintenance | now | M. Chen | VND-1 |", "Expires soon"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	var h bytes.Buffer
+	if err := report.HTML(&h, r); err != nil {
+		t.Fatal(err)
+	}
+	checkHTML(t, h.String(), 5)
+}
+
+// TestReportDiagramSummarisesLargeHospitals: past MaxDiagramDevices the diagram draws a summary
+// per zone, not one card per device, and stays well-formed.
+func TestReportDiagramSummarisesLargeHospitals(t *testing.T) {
+	in, err := Load([]string{samples()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := in.Devices[0]
+	for i := range report.MaxDiagramDevices + 1 {
+		d := base.DeepCopy()
+		d.Name = base.Name + "-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		d.Spec.Network.Addresses = []string{"10.20.200." + itoa(i+1)}
+		in.Devices = append(in.Devices, *d)
+	}
+	r, err := OfflineReport(in, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := report.Diagram(r)
+	if !strings.Contains(svg, "zones are summarised") || strings.Count(svg, "<path") != 0 {
+		t.Errorf("a large hospital's diagram should summarise zones without curves")
+	}
+	var h bytes.Buffer
+	if err := report.HTML(&h, r); err != nil {
+		t.Fatal(err)
+	}
+	checkHTML(t, h.String(), len(in.Devices))
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// checkHTML parses the report: every non-void element is closed in order, the summary, zones
+// and devices sections are there with an inline SVG and one article per device, and nothing
+// refers outside the file (no script, no external href/src, no url(), no @import, no http).
+func checkHTML(t *testing.T, doc string, devices int) {
+	t.Helper()
+	void := map[string]bool{"meta": true, "br": true, "img": true, "link": true, "hr": true, "input": true}
+	z := html.NewTokenizer(strings.NewReader(doc))
+	var stack []string
+	ids := map[string]bool{}
+	articles, svgs := 0, 0
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			if z.Err() != io.EOF {
+				t.Fatalf("HTML does not parse: %v", z.Err())
+			}
+			break
+		}
+		tok := z.Token()
+		switch tt {
+		case html.StartTagToken, html.SelfClosingTagToken:
+			switch tok.Data {
+			case "script", "iframe", "object", "embed", "link", "img":
+				t.Errorf("report contains <%s>: it must be self-contained", tok.Data)
+			case "article":
+				articles++
+			case "svg":
+				svgs++
+			}
+			for _, a := range tok.Attr {
+				switch a.Key {
+				case "id":
+					if ids[a.Val] {
+						t.Errorf("duplicate id %q", a.Val)
+					}
+					ids[a.Val] = true
+				case "href", "src", "xlink:href", "action":
+					if !strings.HasPrefix(a.Val, "#") {
+						t.Errorf("external reference %s=%q", a.Key, a.Val)
+					}
+				}
+				if strings.HasPrefix(a.Key, "on") {
+					t.Errorf("event handler attribute %s", a.Key)
+				}
+			}
+			if tt == html.StartTagToken && !void[tok.Data] {
+				stack = append(stack, tok.Data)
+			}
+		case html.EndTagToken:
+			if len(stack) == 0 || stack[len(stack)-1] != tok.Data {
+				t.Fatalf("unbalanced </%s>; open: %v", tok.Data, stack)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) != 0 {
+		t.Errorf("unclosed elements: %v", stack)
+	}
+	for _, id := range []string{"summary", "zones", "devices"} {
+		if !ids[id] {
+			t.Errorf("no section #%s", id)
+		}
+	}
+	if svgs != 1 || articles != devices {
+		t.Errorf("want one inline svg and %d device articles, got %d and %d", devices, svgs, articles)
+	}
+	lower := strings.ToLower(doc)
+	for _, bad := range []string{"http://", "https://", "url(", "@import", "//cdn"} {
+		if strings.Contains(lower, bad) {
+			t.Errorf("report contains %q: it must not fetch anything when opened", bad)
+		}
+	}
+}
