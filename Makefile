@@ -81,6 +81,14 @@ test: $(HELM) $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and et
 	KUBEBUILDER_ASSETS="$$assets" MEDSEG_HELM=$(HELM) MEDSEG_KUSTOMIZE=$(KUSTOMIZE) \
 	$(GO) test ./... -count=1 -timeout 20m
 
+.PHONY: test-browser
+test-browser: ## Render the live sample hospital's report with headless Chromium (Debian package) to test/output/report/*.png.
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium from Debian's packages"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+	assets="$$($(ENVTEST_ASSETS_CMD))"; \
+	KUBEBUILDER_ASSETS="$$assets" MEDSEG_CHROMIUM="$$(command -v chromium)" MEDSEG_REPORT_DIR=$(CURDIR)/test/output/report \
+	$(GO) test ./test/integration -run '^TestLiveReport$$' -count=1 -v -timeout 10m
+
 .PHONY: envtest
 envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their directory.
 	@$(ENVTEST_ASSETS_CMD)

@@ -393,9 +393,12 @@ func Diagram(r *Report) string {
 		for i, fl := range d.Flows {
 			mark, color := "✓", tier(fl.Tier).color
 			row := fmt.Sprintf("%s %s/%s · %s", fl.Name, strings.TrimSuffix(portOf(fl), "/"+fl.Protocol), fl.Protocol, fl.Tier)
-			if !fl.Allowed {
+			switch {
+			case !fl.Allowed:
 				mark, color = "✕", "#829ab1"
 				row += " · (" + fl.Reason + ")"
+			case strings.HasPrefix(fl.Access, "Granted"):
+				row += " · by grant"
 			}
 			p("<text x=\"%.1f\" y=\"%.1f\" font-size=\"10.5\" fill=\"%s\">%s %s</text>\n", db.x+10, db.y+devHead+float64(i)*rowH+rowH/2+2, color, mark, esc(truncate(row, 52)))
 		}

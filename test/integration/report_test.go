@@ -1,0 +1,142 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/report"
+	"github.com/medseg/medseg/internal/testenv"
+)
+
+// TestLiveReport builds the auditor's report of a converged sample hospital from the status
+// medseg wrote: every device segmented, both policies isolated, an open vendor window listed,
+// history present, and the HTML well-formed and self-contained.
+//
+// With MEDSEG_CHROMIUM set (make test-browser), it also writes the HTML and a headless-Chromium
+// screenshot of it under MEDSEG_REPORT_DIR for a person to look at; the hospital then keeps the
+// samples' names, so nothing else may run alongside it.
+func TestLiveReport(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	chromium := os.Getenv("MEDSEG_CHROMIUM")
+	sfx := "-report"
+	if chromium != "" {
+		sfx = ""
+	}
+	startOperator(t)
+	devices := applySamples(t, sfx)
+	createGateways(t, devices)
+	now := time.Now().UTC().Truncate(time.Second)
+	updatePolicy(g, "critical-care"+sfx, func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.AccessGrants = append(p.Spec.AccessGrants, v1alpha1.AccessGrant{
+			Name: "acme-firmware-check", Device: v1alpha1.ObjectRef{Namespace: "icu" + sfx, Name: "infusion-pump-bed-12"}, Flow: "vendor-maintenance",
+			NotBefore: metav1.NewTime(now.Add(-time.Minute)), NotAfter: metav1.NewTime(now.Add(4 * time.Hour)), ApprovedBy: "M. Chen (security)", Ticket: "VND-7781"})
+	})
+	mine := func(g Gomega) report.Input {
+		var devs v1alpha1.MedicalDeviceList
+		g.Expect(env.Client.List(ctx, &devs)).To(Succeed())
+		var pols v1alpha1.SegmentPolicyList
+		g.Expect(env.Client.List(ctx, &pols)).To(Succeed())
+		in := report.Input{Now: time.Now(), Source: "the live cluster"}
+		for _, d := range devs.Items {
+			for _, ns := range sampleNamespaces {
+				if d.Namespace == ns+sfx {
+					in.Devices = append(in.Devices, d)
+				}
+			}
+		}
+		for _, p := range pols.Items {
+			if p.Name == "critical-care"+sfx || p.Name == "diagnostics"+sfx {
+				in.Policies = append(in.Policies, p)
+			}
+		}
+		return in
+	}
+	var r *report.Report
+	g.Eventually(func(g Gomega) {
+		r = report.Build(mine(g))
+		s := r.Summary
+		g.Expect(s.Devices).To(Equal(5))
+		g.Expect(s.Segmented).To(Equal(5), "%+v", s.OpenDrift)
+		g.Expect(s.Policies).To(HaveLen(2))
+		for _, p := range s.Policies {
+			g.Expect(p.Flatness).To(Equal("Isolated"), p.Name)
+		}
+		g.Expect(s.Grants).To(HaveLen(1))
+		g.Expect(s.Grants[0].State).To(Equal("Open"))
+		g.Expect(s.Exceptions).To(HaveLen(1))
+		for _, d := range r.Devices {
+			g.Expect(d.History).NotTo(BeEmpty(), d.Ref)
+			if d.Name == "infusion-pump-bed-12" {
+				g.Expect(d.Grants).To(HaveLen(1))
+				g.Expect(d.Flows).To(ContainElement(And(HaveField("Name", "vendor-maintenance"), HaveField("Allowed", true))))
+			}
+		}
+	}, timeout, pollInterval).Should(Succeed())
+
+	var html bytes.Buffer
+	g.Expect(report.HTML(&html, r)).To(Succeed())
+	testenv.CheckReportHTML(t, html.String(), 5)
+	var md bytes.Buffer
+	g.Expect(report.Markdown(&md, r)).To(Succeed())
+	g.Expect(md.String()).To(ContainSubstring("| critical-care" + sfx + " | Enforce | 3 | Isolated | 0 |"))
+
+	if chromium == "" {
+		return
+	}
+	dir := os.Getenv("MEDSEG_REPORT_DIR")
+	if dir == "" {
+		dir = filepath.Join(testenv.RepoRoot(), "test", "output", "report")
+	}
+	g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	htmlPath := filepath.Join(dir, "sample-hospital.html")
+	g.Expect(os.WriteFile(htmlPath, html.Bytes(), 0o644)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "sample-hospital.md"), md.Bytes(), 0o644)).To(Succeed())
+	for _, shot := range []struct {
+		name          string
+		width, height int
+	}{{"sample-hospital.png", 1280, 1900}, {"sample-hospital-full.png", 1280, 6000}} {
+		pngPath := filepath.Join(dir, shot.name)
+		_ = os.Remove(pngPath)
+		cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+			"--window-size="+itoa(shot.width)+","+itoa(shot.height), "--screenshot="+pngPath, "file://"+htmlPath)
+		out, err := cmd.CombinedOutput()
+		g.Expect(err).NotTo(HaveOccurred(), "%s", out)
+		f, err := os.Open(pngPath)
+		g.Expect(err).NotTo(HaveOccurred(), "chromium wrote no screenshot: %s", out)
+		img, err := png.Decode(f)
+		_ = f.Close()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(img.Bounds().Dx()).To(Equal(shot.width))
+		g.Expect(colours(img)).To(BeNumerically(">", 20), "the screenshot looks blank")
+		t.Logf("wrote %s", pngPath)
+	}
+	t.Logf("wrote %s", htmlPath)
+}
+
+// colours counts distinct colours on a coarse grid: a blank or failed render has one or two.
+func colours(img image.Image) int {
+	seen := map[[3]uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 7 {
+		for x := b.Min.X; x < b.Max.X; x += 7 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			seen[[3]uint32{r >> 12, g >> 12, bl >> 12}] = true
+		}
+	}
+	return len(seen)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
