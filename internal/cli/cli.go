@@ -190,23 +190,30 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
-	ns := fs.String("n", "default", "namespace of the device")
-	name, args := leadingName(args)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if name == "" {
-		return errors.New("usage: explain DEVICE -n NAMESPACE")
-	}
-	c, err := NewClient(*kubeconfig)
+	c, key, err := deviceCommand(fs, args, "usage: explain DEVICE -n NAMESPACE")
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return Explain(ctx, c, stdout, types.NamespacedName{Namespace: *ns, Name: name})
+	return Explain(ctx, c, stdout, key)
+}
+
+// deviceCommand parses the flags of a command about one device (the name before or after the
+// flags, as kubectl takes it; -n; --kubeconfig) and connects to the cluster.
+func deviceCommand(fs *flag.FlagSet, args []string, usage string) (client.Client, types.NamespacedName, error) {
+	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+	ns := fs.String("n", "default", "namespace of the device")
+	name, args := leadingName(args)
+	if err := fs.Parse(args); err != nil {
+		return nil, types.NamespacedName{}, err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		return nil, types.NamespacedName{}, errors.New(usage)
+	}
+	c, err := NewClient(*kubeconfig)
+	return c, types.NamespacedName{Namespace: *ns, Name: name}, err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,14 +65,30 @@ func Commission(ctx context.Context, c client.Client, w io.Writer, key types.Nam
 			cur.ApprovedBy, cur.Ticket, cur.ApprovedAt.UTC().Format(time.RFC3339))
 		return nil
 	}
-	orig := d.DeepCopy()
-	d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: approver, ApprovedAt: metav1.NewTime(o.Now.UTC().Truncate(time.Second)), Ticket: o.Ticket, FlowsHash: hash}
 	var opts []client.PatchOption
 	if o.DryRun {
 		opts = append(opts, client.DryRunAll)
 	}
-	if err := c.Patch(ctx, &d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), opts...); err != nil {
-		return fmt.Errorf("writing spec.commissioning: %w", err)
+	// The patch carries the resourceVersion it was computed from. medseg's own status writes
+	// also move the resourceVersion, so on a conflict read again and retry as long as the flows
+	// still hash to what was shown; if they changed, approve nothing.
+	for attempt := 0; ; attempt++ {
+		orig := d.DeepCopy()
+		d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: approver, ApprovedAt: metav1.NewTime(o.Now.UTC().Truncate(time.Second)), Ticket: o.Ticket, FlowsHash: hash}
+		err := c.Patch(ctx, &d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), opts...)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt >= 5 {
+			return fmt.Errorf("writing spec.commissioning: %w", err)
+		}
+		d = v1alpha1.MedicalDevice{}
+		if err := c.Get(ctx, key, &d); err != nil {
+			return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
+		}
+		if now := v1alpha1.FlowsHash(d.Spec.Flows); now != hash {
+			return fmt.Errorf("the flows of %s changed while you were approving them (%s, now %s): nothing was approved; run commission again to see them", key, hash, now)
+		}
 	}
 	verb := "commissioned"
 	if o.DryRun {
@@ -105,30 +122,18 @@ func describeFlow(f v1alpha1.Flow) string {
 func runCommission(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("commission", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
-	ns := fs.String("n", "default", "namespace of the device")
 	var o CommissionOptions
 	fs.StringVar(&o.Ticket, "ticket", "", "change or commissioning ticket (required)")
 	fs.StringVar(&o.ApprovedBy, "approved-by", "", "approver (default: the user the API server authenticates)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be approved; write nothing")
-	name, args := leadingName(args)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if name == "" {
-		return errors.New("usage: commission DEVICE -n NAMESPACE --ticket TICKET")
-	}
-	c, err := NewClient(*kubeconfig)
+	c, key, err := deviceCommand(fs, args, "usage: commission DEVICE -n NAMESPACE --ticket TICKET")
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	o.Now = time.Now()
-	return Commission(ctx, c, stdout, types.NamespacedName{Namespace: *ns, Name: name}, o)
+	return Commission(ctx, c, stdout, key, o)
 }
 
 // leadingName accepts the object name before the flags, as kubectl does.

@@ -76,12 +76,8 @@ func decideRiskMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority 
 			continue
 		}
 		start, end := e.ApprovedAt.Time, e.ExpiresAt.Time
-		switch {
-		case !end.After(start):
-			d.Ignored = append(d.Ignored, fmt.Sprintf("exception %s expires before it is approved", e.Name))
-			continue
-		case end.Sub(start) > maxDur:
-			d.Ignored = append(d.Ignored, fmt.Sprintf("exception %s spans %s, more than maxExceptionDuration %s", e.Name, end.Sub(start), maxDur))
+		if why := windowProblem("exception "+e.Name, start, end, maxDur, "maxExceptionDuration"); why != "" {
+			d.Ignored = append(d.Ignored, why)
 			continue
 		}
 		d.schedule(start, now)
@@ -155,12 +151,8 @@ func decideGrant(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, flow string,
 			continue
 		}
 		start, end := a.NotBefore.Time, a.NotAfter.Time
-		switch {
-		case !end.After(start):
-			g.Ignored = append(g.Ignored, fmt.Sprintf("grant %s ends before it starts", a.Name))
-			continue
-		case end.Sub(start) > maxWindow:
-			g.Ignored = append(g.Ignored, fmt.Sprintf("grant %s spans %s, more than vendorAccess.maxWindow %s", a.Name, end.Sub(start), maxWindow))
+		if why := windowProblem("grant "+a.Name, start, end, maxWindow, "vendorAccess.maxWindow"); why != "" {
+			g.Ignored = append(g.Ignored, why)
 			continue
 		}
 		d.schedule(start, now)
@@ -177,4 +169,16 @@ func decideGrant(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, flow string,
 		}
 	}
 	return g
+}
+
+// windowProblem says why a time-boxed approval [start, end) never applies: it ends before it
+// starts, or it is longer than the policy allows (limitName). "" when it is valid.
+func windowProblem(what string, start, end time.Time, limit time.Duration, limitName string) string {
+	switch {
+	case !end.After(start):
+		return what + " ends before it starts"
+	case end.Sub(start) > limit:
+		return fmt.Sprintf("%s spans %s, more than %s %s", what, end.Sub(start), limitName, limit)
+	}
+	return ""
 }

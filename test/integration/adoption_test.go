@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -245,4 +247,53 @@ func TestAccessGrantOpensVendorFlowOnlyBetweenItsEdges(t *testing.T) {
 	g.Expect(after).To(BeZero())
 	g.Expect(blockedReasons(d)).To(HaveKeyWithValue("vendor-maintenance", v1alpha1.BlockGrant))
 	g.Expect(vendorOpen(g)).To(BeFalse())
+}
+
+// TestCommissionNeverApprovesFlowsItDidNotShow: commission retries when only the
+// resourceVersion moved (medseg wrote status meanwhile), and approves nothing when the flows
+// changed between reading and writing.
+func TestCommissionNeverApprovesFlowsItDidNotShow(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	key := adoptionHospital(t, "commission-race", nil, false)
+	base, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	// meddle runs once, just before the first write, as another writer would.
+	racing := func(meddle func(d *v1alpha1.MedicalDevice) error) client.Client {
+		done := false
+		return interceptor.NewClient(base, interceptor.Funcs{
+			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+				if !done {
+					done = true
+					var cur v1alpha1.MedicalDevice
+					if err := c.Get(ctx, key, &cur); err != nil {
+						return err
+					}
+					if err := meddle(&cur); err != nil {
+						return err
+					}
+				}
+				return c.Patch(ctx, obj, patch, opts...)
+			},
+		})
+	}
+	var out bytes.Buffer
+	flowsChanged := racing(func(d *v1alpha1.MedicalDevice) error {
+		d.Spec.Flows[0].GatewayPort = 9443
+		return base.Update(ctx, d)
+	})
+	err = cli.Commission(ctx, flowsChanged, &out, key, cli.CommissionOptions{Ticket: "CHG-1", ApprovedBy: "J. Rivera", Now: time.Now()})
+	g.Expect(err).To(MatchError(ContainSubstring("changed while you were approving them")))
+	g.Expect(getDevice(g, key).Spec.Commissioning).To(BeNil())
+
+	statusWritten := racing(func(d *v1alpha1.MedicalDevice) error {
+		d.Status.FlowsHash = "sha256:meanwhile"
+		return base.Status().Update(ctx, d)
+	})
+	out.Reset()
+	g.Expect(cli.Commission(ctx, statusWritten, &out, key, cli.CommissionOptions{Ticket: "CHG-2", ApprovedBy: "J. Rivera", Now: time.Now()})).To(Succeed())
+	d := getDevice(g, key)
+	g.Expect(d.Spec.Commissioning).NotTo(BeNil())
+	g.Expect(d.Spec.Commissioning.FlowsHash).To(Equal(v1alpha1.FlowsHash(d.Spec.Flows)))
+	g.Expect(d.Spec.Flows[0].GatewayPort).To(Equal(int32(9443)), "the approved flows are the changed ones, shown on the second run")
 }
