@@ -91,6 +91,8 @@ type Options struct {
 	// CertDir fixes the API server's certificate directory, so it can be stopped and started
 	// again over the same etcd with the same certificates and port (a restart test).
 	CertDir string
+	// Profiling serves the API server's /debug/pprof (the benchmark's profiles).
+	Profiling bool
 }
 
 // StartWith starts envtest. KUBEBUILDER_ASSETS must point at the binaries
@@ -114,6 +116,12 @@ func StartWith(o Options) (*Env, error) {
 		// A stop that does not finish gracefully in time ends with SIGKILL: a crash, which is
 		// what a restart test wants anyway.
 		env.ControlPlaneStopTimeout = 5 * time.Second
+	}
+	if o.Profiling {
+		if env.ControlPlane.APIServer == nil {
+			env.ControlPlane.APIServer = &envtest.APIServer{}
+		}
+		env.ControlPlane.APIServer.Configure().Set("profiling", "true")
 	}
 	if o.MedsegCRDs {
 		env.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
