@@ -114,7 +114,7 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	r.Metrics.observeDevice(req.String(), dev.Status.Segmentation, dev.Status.Risk)
 
 	if !sameStatus(st.old, &dev.Status) {
-		if err := r.Status().Update(ctx, dev); err != nil {
+		if err := r.Status().Update(ctx, dev, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
 		r.written.Store(req.NamespacedName, writtenStatus{uid: dev.UID, status: dev.Status.DeepCopy()})

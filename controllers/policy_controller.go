@@ -109,7 +109,7 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	}
 	setReadiness(&st.Conditions, gen, o)
 	if !sameConditions(old.Conditions, st.Conditions) || !equality.Semantic.DeepEqual(withoutConditions(old), withoutConditions(st)) {
-		if err := r.Status().Update(ctx, pol); err != nil {
+		if err := r.Status().Update(ctx, pol, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
 	}

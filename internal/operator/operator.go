@@ -85,7 +85,11 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	if c.LeaderElectionID == "" {
 		c.LeaderElectionID = "medseg.medseg.io"
 	}
-	cacheOpts := cache.Options{}
+	// medseg never reads managedFields, and they are a large share of every cached object
+	// (each device carries entries for its owner, every scanner feed and medseg's status
+	// writes): strip them from the informer caches. Updates built from a cached object send
+	// no managedFields, which the API server reads as "keep the existing ones".
+	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if len(c.WatchNamespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range c.WatchNamespaces {

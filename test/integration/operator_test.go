@@ -96,6 +96,15 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 			g.Expect(ports(getCNP(g, icu, "medseg-infusion-pump-bed-12"))).To(Equal("egress:443/TCP ingress:8443/TCP"))
 			g.Expect(eventReasons(g, icu, pump.Name)).To(ContainElements(v1alpha1.EventModeChanged, v1alpha1.EventPriorityChanged))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
+		// The operator's cache strips managedFields, and its status writes are built from cached
+		// objects: the API server must keep every manager's entries (the feed's ownership of
+		// its vulnerability entry is what server-side apply merges by).
+		managers := map[string]bool{}
+		for _, mf := range getDevice(g, pump).ManagedFields {
+			managers[mf.Manager+"/"+string(mf.Operation)+"/"+mf.Subresource] = true
+		}
+		g.Expect(managers).To(HaveKey("kev-feed/Apply/"), "%v", managers)
+		g.Expect(managers).To(HaveKey(v1alpha1.FieldOwner+"/Update/status"), "%v", managers)
 	})
 
 	t.Run("an exception caps the mode and expires on its own", func(t *testing.T) {
