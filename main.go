@@ -26,8 +26,8 @@ func main() {
 	flag.IntVar(&c.DeviceWorkers, "device-workers", 4, "concurrent MedicalDevice reconciles")
 	flag.IntVar(&c.PolicyWorkers, "policy-workers", 2, "concurrent SegmentPolicy reconciles")
 	var qps float64
-	flag.Float64Var(&qps, "kube-api-qps", 50, "client-side limit of requests per second to the API server")
-	flag.IntVar(&c.Burst, "kube-api-burst", 100, "client-side burst of requests to the API server")
+	flag.Float64Var(&qps, "kube-api-qps", operator.DefaultQPS, "client-side limit of requests per second to the API server, per resource kind")
+	flag.IntVar(&c.Burst, "kube-api-burst", operator.DefaultBurst, "client-side burst of requests to the API server, per resource kind")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -43,8 +43,9 @@ type Config struct {
 	NewClient client.NewClientFunc
 	// SkipNameValidation allows several managers in one test process.
 	SkipNameValidation bool
-	// QPS and Burst bound the client's requests to the API server (client-go's defaults of 5 and
-	// 10 would make a cold start of thousands of devices take minutes). Zero means 50 and 100.
+	// QPS and Burst bound the client's requests to the API server, per resource kind (client-go's
+	// defaults of 5 and 10 would make a cold start of thousands of devices take an hour). Zero
+	// means DefaultQPS and DefaultBurst.
 	QPS   float32
 	Burst int
 	// GracefulShutdownTimeout bounds how long in-flight work may finish on stop; zero means 30s.
@@ -62,6 +63,15 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// DefaultQPS and DefaultBurst are the operator's client-side limits. They let a KEV update that
+// touches a thousand devices reach the API server in seconds; protecting the API server from
+// any one client is the job of its API Priority and Fairness, which classifies medseg's service
+// account like every other controller.
+const (
+	DefaultQPS   = 200
+	DefaultBurst = 400
+)
+
 // New builds the manager with both reconcilers registered.
 func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, error) {
 	s, err := Scheme()
@@ -73,10 +83,10 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	}
 	cfg = rest.CopyConfig(cfg)
 	if c.QPS == 0 {
-		c.QPS = 50
+		c.QPS = DefaultQPS
 	}
 	if c.Burst == 0 {
-		c.Burst = 100
+		c.Burst = DefaultBurst
 	}
 	cfg.QPS, cfg.Burst = c.QPS, c.Burst
 	if c.GracefulShutdownTimeout == 0 {

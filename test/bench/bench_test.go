@@ -77,7 +77,7 @@ func TestBench(t *testing.T) {
 	must(t, err)
 	r := Result{Devices: n, Namespaces: max(2, n/100), Policies: max(1, n/2000), OperatorQPS: os.Getenv("MEDSEG_BENCH_QPS")}
 	if r.OperatorQPS == "" {
-		r.OperatorQPS = "default (50, burst 100)"
+		r.OperatorQPS = fmt.Sprintf("default (%d, burst %d)", operator.DefaultQPS, operator.DefaultBurst)
 	}
 
 	// The hospital: namespaces spread over policies, one gateway pod per 10 devices.
