@@ -61,24 +61,23 @@ func HTML(w io.Writer, r *Report) error {
 		}
 		p("</ul>\n")
 	}
-	p("<h3>Exceptions active or expiring within 7 days</h3>\n")
-	if len(s.Exceptions) == 0 {
-		p("<p>None.</p>\n")
-	} else {
-		p("<table><tr><th>Device</th><th>Exception</th><th>Caps mode at</th><th>Approved by</th><th>Expires</th><th>State</th></tr>\n")
-		for _, e := range s.Exceptions {
-			p("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", esc(e.Device), esc(e.Name), esc(e.MaxMode), esc(e.ApprovedBy), esc(e.ExpiresAt), esc(e.State))
+	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants)} {
+		p("<h3>%s</h3>\n", esc(t.title))
+		if len(t.rows) == 0 {
+			p("<p>None.</p>\n")
+			continue
 		}
-		p("</table>\n")
-	}
-	p("<h3>Vendor access grants open or starting within 7 days</h3>\n")
-	if len(s.Grants) == 0 {
-		p("<p>None.</p>\n")
-	} else {
-		p("<table><tr><th>Device</th><th>Flow</th><th>Grant</th><th>Approved by</th><th>Ticket</th><th>From</th><th>Until</th><th>State</th></tr>\n")
-		for _, g := range s.Grants {
-			p("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-				esc(g.Device), esc(g.Flow), esc(g.Name), esc(g.ApprovedBy), esc(g.Ticket), esc(g.NotBefore), esc(g.NotAfter), esc(g.State))
+		p("<table><tr>")
+		for _, h := range t.header {
+			p("<th>%s</th>", esc(h))
+		}
+		p("</tr>\n")
+		for _, row := range t.rows {
+			p("<tr>")
+			for _, c := range row {
+				p("<td>%s</td>", esc(c))
+			}
+			p("</tr>\n")
 		}
 		p("</table>\n")
 	}

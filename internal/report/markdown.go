@@ -44,30 +44,24 @@ func Markdown(w io.Writer, r *Report) error {
 		p("- **%s**: %s: %s", md(f.Device), f.Reason, md(f.Detail))
 	}
 	p("")
-	p("### Exceptions active or expiring within 7 days")
-	p("")
-	if len(s.Exceptions) == 0 {
-		p("None.")
-	} else {
-		p("| Device | Exception | Caps mode at | Approved by | Expires | State |")
-		p("|---|---|---|---|---|---|")
-		for _, e := range s.Exceptions {
-			p("| %s | %s | %s | %s | %s | %s |", md(e.Device), md(e.Name), e.MaxMode, md(e.ApprovedBy), e.ExpiresAt, e.State)
+	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants)} {
+		p("### %s", t.title)
+		p("")
+		if len(t.rows) == 0 {
+			p("None.")
+		} else {
+			p("| %s |", strings.Join(t.header, " | "))
+			p("|%s", strings.Repeat("---|", len(t.header)))
+			for _, row := range t.rows {
+				cells := make([]string, len(row))
+				for i, c := range row {
+					cells[i] = md(c)
+				}
+				p("| %s |", strings.Join(cells, " | "))
+			}
 		}
+		p("")
 	}
-	p("")
-	p("### Access grants open or starting within 7 days")
-	p("")
-	if len(s.Grants) == 0 {
-		p("None.")
-	} else {
-		p("| Device | Flow | Grant | Approved by | Ticket | From | Until | State |")
-		p("|---|---|---|---|---|---|---|---|")
-		for _, g := range s.Grants {
-			p("| %s | %s | %s | %s | %s | %s | %s | %s |", md(g.Device), md(g.Flow), md(g.Name), md(g.ApprovedBy), md(g.Ticket), g.NotBefore, g.NotAfter, g.State)
-		}
-	}
-	p("")
 	p("## Zones and conduits")
 	p("")
 	p("A zone is a SegmentPolicy (the care areas it governs); a conduit is a declared flow through the device's gateway.")
@@ -196,4 +190,27 @@ func yesNo(b bool) string {
 func md(s string) string {
 	r := strings.NewReplacer("|", "\\|", "\n", " ", "*", "\\*", "_", "\\_", "<", "&lt;", ">", "&gt;")
 	return r.Replace(s)
+}
+
+// table is a summary table both writers print.
+type table struct {
+	title  string
+	header []string
+	rows   [][]string
+}
+
+func exceptionsTable(es []Exception) table {
+	t := table{title: "Exceptions active or expiring within 7 days", header: []string{"Device", "Exception", "Caps mode at", "Approved by", "Expires", "State"}}
+	for _, e := range es {
+		t.rows = append(t.rows, []string{e.Device, e.Name, e.MaxMode, e.ApprovedBy, e.ExpiresAt, e.State})
+	}
+	return t
+}
+
+func grantsTable(gs []Grant) table {
+	t := table{title: "Vendor access grants open or starting within 7 days", header: []string{"Device", "Flow", "Grant", "Approved by", "Ticket", "From", "Until", "State"}}
+	for _, g := range gs {
+		t.rows = append(t.rows, []string{g.Device, g.Flow, g.Name, g.ApprovedBy, g.Ticket, g.NotBefore, g.NotAfter, g.State})
+	}
+	return t
 }
