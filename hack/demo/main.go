@@ -17,8 +17,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/medseg/medseg/internal/cli"
 	"github.com/medseg/medseg/internal/demo"
 	"github.com/medseg/medseg/internal/operator"
+	"github.com/medseg/medseg/internal/report"
 	"github.com/medseg/medseg/internal/testenv"
 )
 
@@ -87,6 +89,15 @@ func run() error {
 		return err
 	}
 	fmt.Println("\n━━ Done: medseg assessed, segmented, tightened, detected, repaired and expired, as shown above.")
+	reportPath := filepath.Join(os.TempDir(), "medseg-demo-report.html")
+	if r, err := cli.LiveReport(ctx, env.Client, time.Now(), "the demo hospital"); err != nil {
+		fmt.Fprintln(os.Stderr, "building the report:", err)
+	} else if f, err := os.Create(reportPath); err == nil {
+		if err := report.HTML(f, r); err == nil {
+			fmt.Printf("\nThe auditor's report of the hospital as it is now (kubectl medseg report): %s\n", reportPath)
+		}
+		_ = f.Close()
+	}
 	fmt.Println("\nThe same decisions, offline, from the sample files:")
 	fmt.Println("   go run ./cmd/kubectl-medseg assess -f config/samples")
 	if !keep {
