@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -107,6 +108,9 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.flatness(ctx, pol, addrs); err != nil {
 		return ctrl.Result{}, err
 	}
+	if st.IneffectiveApprovals, err = r.ineffectiveApprovals(ctx, pol); err != nil {
+		return ctrl.Result{}, err
+	}
 	setReadiness(&st.Conditions, gen, o)
 	if !sameConditions(old.Conditions, st.Conditions) || !equality.Semantic.DeepEqual(withoutConditions(old), withoutConditions(st)) {
 		if err := r.Status().Update(ctx, pol, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
@@ -159,6 +163,73 @@ func (r *SegmentPolicyReconciler) count(ctx context.Context, pol *v1alpha1.Segme
 		}
 	}
 	return addrs, nil
+}
+
+// maxIneffective bounds status.ineffectiveApprovals (the schema's MaxItems).
+const maxIneffective = 64
+
+// ineffectiveApprovals finds the policy's exceptions and access grants that cannot take
+// effect: their device does not exist or another policy governs it, or a grant names a flow the
+// device does not declare. Exceptions and grants apply only to the devices the policy governs.
+func (r *SegmentPolicyReconciler) ineffectiveApprovals(ctx context.Context, pol *v1alpha1.SegmentPolicy) ([]string, error) {
+	var out []string
+	devices := map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice{}
+	check := func(what string, ref v1alpha1.ObjectRef) (*v1alpha1.MedicalDevice, error) {
+		d, seen := devices[ref]
+		if !seen {
+			d = &v1alpha1.MedicalDevice{}
+			if err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, d); err != nil {
+				if !apierrors.IsNotFound(err) {
+					return nil, err
+				}
+				d = nil
+			}
+			devices[ref] = d
+		}
+		switch {
+		case d == nil:
+			out = append(out, fmt.Sprintf("%s: device %s does not exist", what, ref))
+		case d.Status.Segmentation == nil || d.Status.Segmentation.Policy != pol.Name:
+			governor := "no policy"
+			if d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
+				governor = "SegmentPolicy " + d.Status.Segmentation.Policy
+			}
+			out = append(out, fmt.Sprintf("%s: device %s is governed by %s, not this one", what, ref, governor))
+			return nil, nil
+		}
+		return d, nil
+	}
+	for _, e := range pol.Spec.Exceptions {
+		if _, err := check("exception "+e.Name, e.Device); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range pol.Spec.AccessGrants {
+		what := "access grant " + g.Name
+		d, err := check(what, g.Device)
+		if err != nil || d == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var flow *v1alpha1.Flow
+		for i := range d.Spec.Flows {
+			if d.Spec.Flows[i].Name == g.Flow {
+				flow = &d.Spec.Flows[i]
+			}
+		}
+		switch {
+		case flow == nil:
+			out = append(out, fmt.Sprintf("%s: device %s declares no flow %s", what, g.Device, g.Flow))
+		case !render.NeedsGrant(pol, *flow):
+			out = append(out, fmt.Sprintf("%s: flow %s of %s is standing (no access: Granted, no external peer): the grant changes nothing", what, g.Flow, g.Device))
+		}
+	}
+	if len(out) > maxIneffective {
+		out = append(out[:maxIneffective-1], fmt.Sprintf("… and %d more", len(out)-maxIneffective+1))
+	}
+	return out, nil
 }
 
 // maxOffenders bounds the offenders listed in status.

@@ -325,19 +325,22 @@ func (g governingPolicies) Delete(_ context.Context, e event.DeleteEvent, q work
 func (governingPolicies) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 }
 
-// deviceSummaryChanged passes device events that change a policy's counts: governing policy,
-// mode or priority. An update that moves a device between policies enqueues the new one here;
+// deviceSummaryChanged passes device events that change what a policy reports: governing
+// policy, mode, priority or flows. An update that moves a device between policies enqueues the new one here;
 // the old one via the old object.
 func deviceSummaryChanged() predicate.Predicate {
-	summary := func(o client.Object) [3]string {
+	// The flows' hash too: a grant naming a flow the device lacks is reported by its policy
+	// until the flow appears.
+	summary := func(o client.Object) [4]string {
 		d := o.(*v1alpha1.MedicalDevice)
-		var s [3]string
+		var s [4]string
 		if seg := d.Status.Segmentation; seg != nil {
 			s[0], s[1] = seg.Policy, string(seg.Mode)
 		}
 		if d.Status.Risk != nil {
 			s[2] = string(d.Status.Risk.Priority)
 		}
+		s[3] = d.Status.FlowsHash
 		return s
 	}
 	return predicate.Funcs{

@@ -398,6 +398,13 @@ type SegmentPolicyStatus struct {
 	// flatness is the reachability audit of the device networks.
 	// +optional
 	Flatness *FlatnessStatus `json:"flatness,omitempty"`
+	// ineffectiveApprovals lists exceptions and access grants that cannot take effect, and why:
+	// the device does not exist or another policy governs it, or the grant names a flow the
+	// device does not declare. A typo in an approval must not fail silently.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	IneffectiveApprovals []string `json:"ineffectiveApprovals,omitempty"`
 }
 
 // SegmentPolicy maps device risk to segmentation. Cluster-scoped and owned by the security team.

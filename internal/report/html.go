@@ -51,6 +51,11 @@ func HTML(w io.Writer, r *Report) error {
 			esc(ps.Name), esc(ps.Enforcement), ps.Devices, flatClass(ps.Flatness), esc(ps.Flatness), ps.ReachableWorkloads)
 	}
 	p("</table>\n</div>\n")
+	for _, ps := range s.Policies {
+		for _, a := range ps.IneffectiveApprovals {
+			p("<p class=\"warn\">SegmentPolicy %s, approval without effect: %s</p>\n", esc(ps.Name), esc(a))
+		}
+	}
 	p("<h3>Open drift</h3>\n")
 	if len(s.OpenDrift) == 0 {
 		p("<p class=\"ok\">None: every device is segmented as declared.</p>\n")
@@ -218,7 +223,7 @@ th,td{border:1px solid #d9e2ec;padding:4px 8px;text-align:left;vertical-align:to
 .chip.restricted,.chip.warn{background:#fff3d6;border-color:#b26a00;color:#7a4a00}
 .chip.quarantine,.chip.bad{background:#fde3e1;border-color:#c62828;color:#8e1c1c}
 .chip.unknown{background:#eceff1;border-color:#607d8b;color:#37474f}
-.ok{color:#1b5e20}
+.ok{color:#1b5e20}.warn{color:#7a4a00}
 .device{border:1px solid #d9e2ec;border-radius:8px;padding:8px 14px;margin:12px 0;page-break-inside:avoid}
 .device h3 small{color:#52606d;font-weight:normal}
 dl{display:grid;grid-template-columns:150px 1fr;gap:2px 12px;margin:6px 0}dt{color:#52606d}dd{margin:0}dd ul{margin:2px 0;padding-left:18px}

@@ -33,6 +33,9 @@ func Markdown(w io.Writer, r *Report) error {
 		for _, o := range ps.Offenders {
 			p("- %s reachable: %s", md(ps.Name), md(o))
 		}
+		for _, a := range ps.IneffectiveApprovals {
+			p("- %s, approval without effect: %s", md(ps.Name), md(a))
+		}
 	}
 	p("")
 	p("### Open drift")

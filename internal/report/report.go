@@ -78,6 +78,8 @@ type PolicySummary struct {
 	Flatness           string   `json:"flatness"`
 	ReachableWorkloads int32    `json:"reachableWorkloads"`
 	Offenders          []string `json:"offenders"`
+	// IneffectiveApprovals are the policy's exceptions and grants that cannot take effect.
+	IneffectiveApprovals []string `json:"ineffectiveApprovals"`
 }
 
 // Finding is a device that is not segmented as declared, and why.
@@ -263,7 +265,8 @@ func Build(in Input) *Report {
 		s.ByMode = append(s.ByMode, Count{Name: Unknown, Count: n})
 	}
 	for _, p := range pols {
-		ps := PolicySummary{Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: len(zones[p.Name].Devices), Flatness: Unknown, Offenders: []string{}}
+		ps := PolicySummary{Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: len(zones[p.Name].Devices), Flatness: Unknown,
+			Offenders: []string{}, IneffectiveApprovals: append([]string{}, p.Status.IneffectiveApprovals...)}
 		if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated); c != nil && !in.Offline {
 			ps.Flatness = "Flat"
 			if c.Status == metav1.ConditionTrue {

@@ -297,3 +297,51 @@ func TestCommissionNeverApprovesFlowsItDidNotShow(t *testing.T) {
 	g.Expect(d.Spec.Commissioning.FlowsHash).To(Equal(v1alpha1.FlowsHash(d.Spec.Flows)))
 	g.Expect(d.Spec.Flows[0].GatewayPort).To(Equal(int32(9443)), "the approved flows are the changed ones, shown on the second run")
 }
+
+// TestPolicyReportsApprovalsThatCannotTakeEffect: a grant naming a flow the device lacks, a
+// grant for a standing flow, and an exception and a grant for devices the policy does not
+// govern are listed in the policy's status; fixing the device's flows clears its line.
+func TestPolicyReportsApprovalsThatCannotTakeEffect(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	startOperator(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	window := func(name, ns, dev, flow string) v1alpha1.AccessGrant {
+		return v1alpha1.AccessGrant{Name: name, Device: v1alpha1.ObjectRef{Namespace: ns, Name: dev}, Flow: flow,
+			NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-1"}
+	}
+	key := adoptionHospital(t, "approvals", []v1alpha1.AccessGrant{
+		window("typo", "approvals", "pump", "vendor-maintenace"),
+		window("standing", "approvals", "pump", "emr"),
+		window("elsewhere", "other-ward", "pump", "vendor-maintenance"),
+		window("fine", "approvals", "pump", "vendor-maintenance"),
+	}, true)
+	updatePolicy(g, "approvals", func(p *v1alpha1.SegmentPolicy) {
+		p.Spec.Exceptions = []v1alpha1.Exception{{Name: "ghost", Device: v1alpha1.ObjectRef{Namespace: "approvals", Name: "ghost"}, MaxMode: v1alpha1.ModeRestricted,
+			ApprovedBy: "Dr. B", Justification: "test", ApprovedAt: metav1.NewTime(now), ExpiresAt: metav1.NewTime(now.Add(time.Hour))}}
+	})
+	policy := func(g Gomega) *v1alpha1.SegmentPolicy {
+		var p v1alpha1.SegmentPolicy
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: "approvals"}, &p)).To(Succeed())
+		return &p
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(policy(g).Status.IneffectiveApprovals).To(ConsistOf(
+			"exception ghost: device approvals/ghost does not exist",
+			"access grant typo: device approvals/pump declares no flow vendor-maintenace",
+			"access grant standing: flow emr of approvals/pump is standing (no access: Granted, no external peer): the grant changes nothing",
+			"access grant elsewhere: device other-ward/pump does not exist",
+		))
+	}, timeout, pollInterval).Should(Succeed())
+	// The device grows the flow the grant named: the policy notices without being touched.
+	var d v1alpha1.MedicalDevice
+	g.Expect(env.Client.Get(ctx, key, &d)).To(Succeed())
+	f := d.Spec.Flows[2]
+	f.Name = "vendor-maintenace"
+	d.Spec.Flows = append(d.Spec.Flows, f)
+	g.Expect(env.Client.Update(ctx, &d)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(policy(g).Status.IneffectiveApprovals).NotTo(ContainElement(ContainSubstring("access grant typo")))
+		g.Expect(policy(g).Status.IneffectiveApprovals).To(HaveLen(3))
+	}, timeout, pollInterval).Should(Succeed())
+}
