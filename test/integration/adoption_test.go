@@ -311,7 +311,7 @@ func TestPolicyReportsApprovalsThatCannotTakeEffect(t *testing.T) {
 			NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-1"}
 	}
 	key := adoptionHospital(t, "approvals", []v1alpha1.AccessGrant{
-		window("typo", "approvals", "pump", "vendor-maintenace"),
+		window("typo", "approvals", "pump", "vendor-maint"),
 		window("standing", "approvals", "pump", "emr"),
 		window("elsewhere", "other-ward", "pump", "vendor-maintenance"),
 		window("fine", "approvals", "pump", "vendor-maintenance"),
@@ -328,7 +328,7 @@ func TestPolicyReportsApprovalsThatCannotTakeEffect(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(policy(g).Status.IneffectiveApprovals).To(ConsistOf(
 			"exception ghost: device approvals/ghost does not exist",
-			"access grant typo: device approvals/pump declares no flow vendor-maintenace",
+			"access grant typo: device approvals/pump declares no flow vendor-maint",
 			"access grant standing: flow emr of approvals/pump is standing (no access: Granted, no external peer): the grant changes nothing",
 			"access grant elsewhere: device other-ward/pump does not exist",
 		))
@@ -337,7 +337,7 @@ func TestPolicyReportsApprovalsThatCannotTakeEffect(t *testing.T) {
 	var d v1alpha1.MedicalDevice
 	g.Expect(env.Client.Get(ctx, key, &d)).To(Succeed())
 	f := d.Spec.Flows[2]
-	f.Name = "vendor-maintenace"
+	f.Name = "vendor-maint"
 	d.Spec.Flows = append(d.Spec.Flows, f)
 	g.Expect(env.Client.Update(ctx, &d)).To(Succeed())
 	g.Eventually(func(g Gomega) {
