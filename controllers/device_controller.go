@@ -304,24 +304,22 @@ func (r *MedicalDeviceReconciler) emitEvents(dev *v1alpha1.MedicalDevice, st *de
 // grant no longer opens them (AccessEnded: the window closed, the grant was withdrawn or the
 // mode tightened).
 func emitAccessEvents(ev func(typ, reason, note string, args ...any), now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) {
-	grants := func(s *v1alpha1.SegmentationStatus) map[string]v1alpha1.ActiveGrant {
-		out := map[string]v1alpha1.ActiveGrant{}
-		if s != nil {
-			for _, g := range s.ActiveGrants {
-				out[g.Name+"/"+g.Flow] = g
-			}
+	grants := func(s *v1alpha1.SegmentationStatus) map[string]bool {
+		out := map[string]bool{}
+		for _, g := range s.ActiveGrantsOrEmpty() {
+			out[g.Name+"/"+g.Flow] = true
 		}
 		return out
 	}
 	before, after := grants(oldSeg), grants(curSeg)
 	for _, g := range curSeg.ActiveGrantsOrEmpty() {
-		if _, ok := before[g.Name+"/"+g.Flow]; !ok {
+		if !before[g.Name+"/"+g.Flow] {
 			ev(corev1.EventTypeNormal, v1alpha1.EventAccessGranted, "access grant %s (approved by %s, ticket %s) opens flow %s until %s",
 				g.Name, g.ApprovedBy, g.Ticket, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
 	for _, g := range oldSeg.ActiveGrantsOrEmpty() {
-		if _, ok := after[g.Name+"/"+g.Flow]; ok {
+		if after[g.Name+"/"+g.Flow] {
 			continue
 		}
 		why := "the grant was withdrawn or the mode no longer allows the flow"

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -18,7 +16,8 @@ import (
 )
 
 // OfflineReport builds the report from files: each device's status is what medseg would write
-// (risk, segmentation, Commissioned), without drift, flatness or history.
+// (risk and segmentation), without drift, flatness or history. Commissioning comes from the
+// spec, as the report reads it for live devices too.
 func OfflineReport(in *Inputs, now time.Time, source string) (*report.Report, error) {
 	plans, err := in.Plans(now)
 	if err != nil {
@@ -31,13 +30,6 @@ func OfflineReport(in *Inputs, now time.Time, source string) (*report.Report, er
 		if p.Render != nil {
 			d.Status.Segmentation = p.Render.SegmentationStatus()
 		}
-		cs := d.Spec.CommissioningState()
-		d.Status.FlowsHash = cs.FlowsHash
-		status := metav1.ConditionFalse
-		if cs.Commissioned {
-			status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&d.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionCommissioned, Status: status, Reason: cs.Reason, Message: cs.Message})
 		devs[i] = *d
 	}
 	return report.Build(report.Input{Devices: devs, Policies: in.Policies, Now: now, Source: source, Offline: true}), nil

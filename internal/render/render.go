@@ -157,7 +157,8 @@ func Device(in Input) (*Result, error) {
 	for _, f := range flows {
 		d := FlowDecision{Name: f.Name, Tier: f.Tier}
 		var grant GrantDecision
-		if NeedsGrant(p, f) {
+		needsGrant := NeedsGrant(p, f)
+		if needsGrant {
 			grant = decideGrant(p, ref, f.Name, in.Now, &res.ModeDecision)
 			res.Ignored = append(res.Ignored, grant.Ignored...)
 		}
@@ -170,7 +171,7 @@ func Device(in Input) (*Result, error) {
 		default:
 			if why := checkCeiling(f, dev.Namespace, p, in.Namespaces); why != "" {
 				d.Reason, d.Message = v1alpha1.BlockCeiling, why
-			} else if NeedsGrant(p, f) && grant.Active == nil {
+			} else if needsGrant && grant.Active == nil {
 				d.Reason, d.Message = v1alpha1.BlockGrant, grantMessage(f, grant)
 			} else {
 				d.Allowed, d.Grant = true, grant.Active

@@ -347,10 +347,17 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 		}
 	}
 	seg := st.Segmentation
-	if seg != nil {
-		if seg.Policy != "" {
-			out.Zone = seg.Policy
+	// The governing policy (the zone), found once: its exceptions, grants and grant rules.
+	var governing *v1alpha1.SegmentPolicy
+	if seg != nil && seg.Policy != "" {
+		out.Zone = seg.Policy
+		for i := range pols {
+			if pols[i].Name == seg.Policy {
+				governing = &pols[i]
+			}
 		}
+	}
+	if seg != nil {
 		out.Mode = orUnknown(string(seg.Mode))
 		out.ModeReason = seg.ModeReason
 		if e := seg.ActiveException; e != nil {
@@ -359,39 +366,35 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 			if e.ExpiresAt.Sub(now) <= Soon {
 				out.Exception.State = "Expires soon"
 			}
-			for _, p := range pols {
-				for _, pe := range p.Spec.Exceptions {
-					if p.Name == seg.Policy && pe.Name == e.Name {
+			if governing != nil {
+				for _, pe := range governing.Spec.Exceptions {
+					if pe.Name == e.Name {
 						out.Exception.Justification = pe.Justification
 					}
 				}
 			}
 		}
 	}
-	for _, p := range pols {
-		if p.Name == out.Zone {
-			out.Grants = grantsOf(p, out.Ref, now)
-		}
+	if governing != nil {
+		out.Grants = grantsOf(*governing, out.Ref, now)
 	}
 	// Segmented: from the condition medseg wrote; offline, a governed device in Enforce is
 	// what would be enforced.
-	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionSegmented); c != nil {
+	switch c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionSegmented); {
+	case c != nil:
 		out.Segmented = c.Status == metav1.ConditionTrue
 		out.SegmentedReason, out.SegmentedDetail = c.Reason, c.Message
-	} else if offline && seg != nil && seg.Enforcement == v1alpha1.EnforcementEnforce {
+	case !offline:
+		out.SegmentedReason, out.SegmentedDetail = "NotReconciled", "medseg has not recorded a decision for this device"
+	case seg != nil && seg.Enforcement == v1alpha1.EnforcementEnforce:
 		out.Segmented, out.SegmentedReason = true, "Planned"
 		out.SegmentedDetail = "computed offline: this is what medseg would enforce"
-	} else if offline && seg != nil {
+	case seg != nil:
 		out.SegmentedReason = v1alpha1.ReasonAuditOnly
 		out.SegmentedDetail = fmt.Sprintf("SegmentPolicy %s is in Audit: nothing would be enforced", seg.Policy)
-	} else {
+	default:
 		out.SegmentedReason = v1alpha1.ReasonNoSegmentPolicy
-		if !offline {
-			out.SegmentedReason, out.SegmentedDetail = "NotReconciled", "medseg has not recorded a decision for this device"
-		}
-		if offline {
-			out.SegmentedDetail = "no SegmentPolicy selects this device: it is not governed"
-		}
+		out.SegmentedDetail = "no SegmentPolicy selects this device: it is not governed"
 	}
 	cs := d.Spec.CommissioningState()
 	out.Commissioned = cs.Commissioned
@@ -414,12 +417,6 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 	}
 	flows := append([]v1alpha1.Flow(nil), d.Spec.Flows...)
 	sort.SliceStable(flows, func(i, j int) bool { return flows[i].Name < flows[j].Name })
-	var governing *v1alpha1.SegmentPolicy
-	for i := range pols {
-		if pols[i].Name == out.Zone {
-			governing = &pols[i]
-		}
-	}
 	for _, f := range flows {
 		c := conduit(f, allowed[f.Name], blocked[f.Name], seg != nil)
 		for _, p := range f.Peers {
