@@ -8,9 +8,9 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 )
 
-// outcome is the kstatus-shaped summary of one reconcile, turned into Ready, Reconciling and
-// Stalled conditions:
-//   - converged: Ready=True, Reconciling=False, Stalled=False (kstatus Current);
+// outcome is the kstatus-shaped summary of one reconcile, turned into the Ready condition and
+// kstatus's two abnormal-true conditions:
+//   - converged: Ready=True, no Reconciling, no Stalled (kstatus Current);
 //   - progressing (a transient error, retried): Ready=False, Reconciling=True (InProgress);
 //   - stalled (needs a person): Ready=False, Stalled=True (Failed).
 type outcome struct {
@@ -20,6 +20,10 @@ type outcome struct {
 	message     string
 }
 
+// setReadiness sets Ready, and Reconciling and Stalled only while they are true. kstatus reads
+// an absent abnormal-true condition as false, and Flux's controllers remove them the same way.
+// Writing them as False on every converged object would add two conditions that say nothing
+// to every device's stored status and to every status write (docs/performance.md).
 func setReadiness(conds *[]metav1.Condition, gen int64, o outcome) {
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
@@ -28,15 +32,15 @@ func setReadiness(conds *[]metav1.Condition, gen int64, o outcome) {
 	case o.stalled:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, o.reason, o.message)
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue, o.reason, o.message)
-		set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, o.reason, "waiting for a change of input")
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
 	case o.progressing:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, o.reason, o.message)
-		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, o.reason, "retrying")
 		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, o.reason, o.message)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
 	default:
 		set(v1alpha1.ConditionReady, metav1.ConditionTrue, o.reason, o.message)
-		set(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonReconciled, "")
-		set(v1alpha1.ConditionReconciling, metav1.ConditionFalse, v1alpha1.ReasonReconciled, "")
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
 	}
 }
 

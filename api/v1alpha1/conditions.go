@@ -1,7 +1,8 @@
 package v1alpha1
 
-// Condition types. Ready, Reconciling and Stalled follow kstatus; RiskAssessed and Segmented
-// are medseg's own.
+// Condition types. Ready, Reconciling and Stalled follow kstatus: Ready is always present,
+// Reconciling and Stalled (abnormal-true) only while true. RiskAssessed, Segmented, Isolated and
+// Commissioned are medseg's own.
 const (
 	ConditionReady        = "Ready"
 	ConditionReconciling  = "Reconciling"
@@ -42,8 +43,6 @@ const (
 	ReasonInvalidInput = "InvalidInput"
 	// ReasonProgressing: medseg is applying changes.
 	ReasonProgressing = "Progressing"
-	// ReasonReconciled: the last reconcile completed.
-	ReasonReconciled = "Reconciled"
 	// ReasonAddressOutsideDeviceNetworks: a device address lies outside the governing policy's
 	// deviceNetworks, so the guard does not fence it from ordinary pods.
 	ReasonAddressOutsideDeviceNetworks = "AddressOutsideDeviceNetworks"

@@ -633,7 +633,8 @@ type MedicalDeviceStatus struct {
 	// observedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready, Reconciling, Stalled, RiskAssessed, Segmented, Commissioned.
+	// conditions: Ready, RiskAssessed, Segmented, Commissioned; Reconciling and Stalled only
+	// while true (kstatus).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -371,7 +371,7 @@ type SegmentPolicyStatus struct {
 	// observedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready, Reconciling, Stalled.
+	// conditions: Ready and Isolated; Reconciling and Stalled only while true (kstatus).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +19,7 @@ type Counter struct {
 	mu     sync.Mutex
 	counts map[string]int
 	scheme *runtime.Scheme
+	first  time.Time // of the first call: when the first reconcile ran
 }
 
 // NewCounter returns an empty counter.
@@ -41,6 +43,9 @@ func (c *Counter) add(verb string, obj runtime.Object) {
 		}
 	}
 	c.mu.Lock()
+	if c.first.IsZero() {
+		c.first = time.Now()
+	}
 	c.counts[verb+" "+kind]++
 	c.counts[verb]++
 	if o, ok := obj.(client.Object); ok && verb != "get" {
@@ -54,6 +59,13 @@ func (c *Counter) Get(key string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[key]
+}
+
+// First returns when the first call was counted (zero if none was).
+func (c *Counter) First() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.first
 }
 
 // Writes returns all writes so far.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/operator"
@@ -41,14 +44,30 @@ const workers = 8 // the operator's device workers, and the baseline's paralleli
 
 // Result is what one run measured.
 type Result struct {
-	Devices              int     `json:"devices"`
-	OperatorQPS          string  `json:"operatorQPS"`
-	Namespaces           int     `json:"namespaces"`
-	Policies             int     `json:"policies"`
-	BaselineSeconds      float64 `json:"baselineApplySeconds"`
-	ColdStartSeconds     float64 `json:"coldStartSeconds"`
-	ColdStartRatio       float64 `json:"coldStartRatio"`
-	ColdStartWrites      int     `json:"coldStartWrites"`
+	Devices          int     `json:"devices"`
+	OperatorQPS      string  `json:"operatorQPS"`
+	Namespaces       int     `json:"namespaces"`
+	Policies         int     `json:"policies"`
+	BaselineSeconds  float64 `json:"baselineApplySeconds"`
+	ColdStartSeconds float64 `json:"coldStartSeconds"`
+	ColdStartRatio   float64 `json:"coldStartRatio"`
+	// FirstReconcileSeconds is when the first device reconcile ran, after the informers synced.
+	FirstReconcileSeconds float64 `json:"firstReconcileSeconds"`
+	ColdStartWrites       int     `json:"coldStartWrites"`
+	// SameWritesSeconds is a second baseline: a plain client issues the writes the operator
+	// issues per device (the CNP apply and the status medseg wrote), with no reading or
+	// planning. ColdStartSameWritesRatio is therefore medseg's own overhead.
+	SameWritesSeconds        float64 `json:"sameWritesBaselineSeconds"`
+	ColdStartSameWritesRatio float64 `json:"coldStartSameWritesRatio"`
+	// Machine CPU busy (all processes: API server, etcd, operator, harness) in each phase.
+	BaselineBusyPercent   float64 `json:"baselineBusyPercent"`
+	SameWritesBusyPercent float64 `json:"sameWritesBusyPercent"`
+	ColdStartBusyPercent  float64 `json:"coldStartBusyPercent"`
+	// DeviceBytes is one converged device as stored (JSON, managedFields included); StatusBytes
+	// its status; CNPBytes its CiliumNetworkPolicy.
+	DeviceBytes          int     `json:"deviceBytes"`
+	StatusBytes          int     `json:"statusBytes"`
+	CNPBytes             int     `json:"cnpBytes"`
 	ResyncWrites         int     `json:"resyncWrites"`
 	KEVDevices           int     `json:"kevDevices"`
 	KEVP50Seconds        float64 `json:"kevP50Seconds"`
@@ -66,6 +85,7 @@ func TestBench(t *testing.T) {
 			t.Fatalf("MEDSEG_BENCH_N=%q: want an integer ≥ 10", v)
 		}
 	}
+	log.SetLogger(logr.Discard()) // the operator's logs would drown the figures
 	env, err := testenv.StartWith(testenv.Options{MedsegCRDs: true, Profiling: os.Getenv("MEDSEG_BENCH_PROFILE") != ""})
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +135,7 @@ func TestBench(t *testing.T) {
 	must(t, c.Get(ctx, types.NamespacedName{Name: "zone-0"}, &pol))
 	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "baseline"}}))
 	profiled := profileAPIServer(t, env, "baseline")
+	cpu := busy()
 	start := time.Now()
 	parallel(n, func(i int) {
 		var d v1alpha1.MedicalDevice
@@ -127,6 +148,7 @@ func TestBench(t *testing.T) {
 		must(t, c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("baseline"), client.ForceOwnership))
 	})
 	r.BaselineSeconds = time.Since(start).Seconds()
+	r.BaselineBusyPercent = busy().since(cpu)
 	profiled()
 	must(t, c.DeleteAllOf(ctx, &ciliumv2.CiliumNetworkPolicy{}, client.InNamespace("baseline")))
 
@@ -136,13 +158,33 @@ func TestBench(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	counter := testenv.NewCounter()
 	profiled = profileAPIServer(t, env, "cold-start")
+	if dir := os.Getenv("MEDSEG_BENCH_PROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, "operator-cold-start.pprof"))
+		must(t, err)
+		must(t, pprof.StartCPUProfile(f))
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	stop := startOperator(t, env, counter)
+	cpu = busy()
 	start = time.Now()
+	var progress []string // "count@seconds" at the first Ready device and every tenth
+	ready := map[types.NamespacedName]bool{}
 	waitAll(t, wc, n, func(d *v1alpha1.MedicalDevice) bool {
 		cond := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionReady)
-		return cond != nil && cond.Status == metav1.ConditionTrue && d.Status.ObservedGeneration == d.Generation
+		ok := cond != nil && cond.Status == metav1.ConditionTrue && d.Status.ObservedGeneration == d.Generation
+		if k := client.ObjectKeyFromObject(d); ok && !ready[k] {
+			ready[k] = true
+			if len(ready) == 1 || len(ready)%max(1, n/10) == 0 {
+				progress = append(progress, fmt.Sprintf("%d@%.1fs", len(ready), time.Since(start).Seconds()))
+			}
+		}
+		return ok
 	})
 	r.ColdStartSeconds = time.Since(start).Seconds()
+	r.FirstReconcileSeconds = counter.First().Sub(start).Seconds()
+	t.Logf("cold start: Ready devices by seconds since the operator started: %s", strings.Join(progress, " "))
+	r.ColdStartBusyPercent = busy().since(cpu)
+	pprof.StopCPUProfile()
 	profiled()
 	r.ColdStartRatio = r.ColdStartSeconds / r.BaselineSeconds
 	r.ColdStartWrites = counter.Writes()
@@ -153,7 +195,14 @@ func TestBench(t *testing.T) {
 	r.HeapMiBPer1000 = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / (1 << 20) / (float64(n) / 1000)
 	// Let the coalesced SegmentPolicy recounts land before stopping.
 	waitPolicies(t, c, n)
+	var sample v1alpha1.MedicalDevice
+	must(t, c.Get(ctx, devices[0], &sample))
+	var sampleCNP ciliumv2.CiliumNetworkPolicy
+	must(t, c.Get(ctx, types.NamespacedName{Namespace: sample.Namespace, Name: "medseg-" + sample.Name}, &sampleCNP))
+	r.DeviceBytes, r.StatusBytes, r.CNPBytes = jsonSize(sample), jsonSize(sample.Status), jsonSize(sampleCNP)
 	if os.Getenv("MEDSEG_BENCH_DEBUG") != "" {
+		raw, _ := json.MarshalIndent(sample, "", " ")
+		t.Logf("device %d bytes, status %d, CNP %d:\n%s", r.DeviceBytes, r.StatusBytes, r.CNPBytes, raw)
 		for k, v := range counter.Snapshot() {
 			if v > 1 && len(k) > 20 {
 				t.Logf("%s: %d", k, v)
@@ -161,6 +210,9 @@ func TestBench(t *testing.T) {
 		}
 	}
 	stop()
+
+	r.SameWritesSeconds, r.SameWritesBusyPercent = sameWritesBaseline(t, c, &pol, devices)
+	r.ColdStartSameWritesRatio = r.ColdStartSeconds / r.SameWritesSeconds
 
 	// Steady state: a new operator resyncs the unchanged cluster; it reads every device and writes nothing.
 	counter = testenv.NewCounter()
@@ -232,8 +284,11 @@ func TestBench(t *testing.T) {
 
 func report(t *testing.T, r Result) {
 	t.Logf("devices %d in %d namespaces, %d policies", r.Devices, r.Namespaces, r.Policies)
-	t.Logf("baseline SSA of %d CNPs: %.1fs; cold start until all Ready: %.1fs; ratio %.2f; cold-start writes %d",
-		r.Devices, r.BaselineSeconds, r.ColdStartSeconds, r.ColdStartRatio, r.ColdStartWrites)
+	t.Logf("baseline SSA of %d CNPs: %.1fs (machine %.0f%% busy); same writes as medseg (CNP and status): %.1fs (%.0f%%)",
+		r.Devices, r.BaselineSeconds, r.BaselineBusyPercent, r.SameWritesSeconds, r.SameWritesBusyPercent)
+	t.Logf("cold start until all Ready: %.1fs (%.0f%%; first reconcile after %.1fs); ratio %.2f to the CNP baseline, %.2f to the same writes; cold-start writes %d",
+		r.ColdStartSeconds, r.ColdStartBusyPercent, r.FirstReconcileSeconds, r.ColdStartRatio, r.ColdStartSameWritesRatio, r.ColdStartWrites)
+	t.Logf("device %d bytes as stored (status %d), CNP %d bytes", r.DeviceBytes, r.StatusBytes, r.CNPBytes)
 	t.Logf("resync writes: %d; KEV on %d devices: p50 %.2fs p99 %.2fs, %.2f writes per changed device",
 		r.ResyncWrites, r.KEVDevices, r.KEVP50Seconds, r.KEVP99Seconds, r.KEVWritesPerDevice)
 	t.Logf("heap after convergence %.1f MiB, %.1f MiB per 1,000 devices", r.HeapAfterConvergeMiB, r.HeapMiBPer1000)
@@ -242,6 +297,49 @@ func report(t *testing.T, r Result) {
 		raw, _ := json.MarshalIndent(r, "", "  ")
 		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("bench-%d-qps-%s.json", r.Devices, strings.Fields(r.OperatorQPS)[0])), raw, 0o644)
 	}
+}
+
+// sameWritesBaseline times a plain client issuing, per device, the two writes the operator
+// issues on a cold start: the server-side apply of the device's CNP and a status update carrying
+// the status medseg wrote. It runs on copies of the converged devices in namespace "baseline"
+// (created and removed outside the clock) while no operator runs. It returns the seconds and how
+// busy the machine was.
+func sameWritesBaseline(t *testing.T, c client.Client, pol *v1alpha1.SegmentPolicy, devices []types.NamespacedName) (float64, float64) {
+	ctx := context.Background()
+	n := len(devices)
+	copies := make([]*v1alpha1.MedicalDevice, n)
+	statuses := make([]v1alpha1.MedicalDeviceStatus, n)
+	cnps := make([]*unstructured.Unstructured, n)
+	parallel(n, func(i int) {
+		var d v1alpha1.MedicalDevice
+		must(t, c.Get(ctx, devices[i], &d))
+		res, err := render.Device(render.Input{Device: &d, Policy: pol, Priority: v1alpha1.PriorityScheduled, Now: time.Now()})
+		must(t, err)
+		res.CNP.Namespace, res.CNP.OwnerReferences = "baseline", nil
+		cnps[i], err = render.ToUnstructured(res.CNP)
+		must(t, err)
+		statuses[i] = *d.Status.DeepCopy()
+		cp := &v1alpha1.MedicalDevice{ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: "baseline"}, Spec: *d.Spec.DeepCopy()}
+		must(t, c.Create(ctx, cp))
+		cp.ManagedFields = nil // as the operator's cache strips them: the API server keeps its own
+		copies[i] = cp
+	})
+	cpu := busy()
+	start := time.Now()
+	parallel(n, func(i int) {
+		must(t, c.Apply(ctx, client.ApplyConfigurationFromUnstructured(cnps[i]), client.FieldOwner("baseline"), client.ForceOwnership))
+		copies[i].Status = statuses[i]
+		must(t, c.Status().Update(ctx, copies[i], client.FieldOwner("baseline")))
+	})
+	secs, busyPct := time.Since(start).Seconds(), busy().since(cpu)
+	must(t, c.DeleteAllOf(ctx, &v1alpha1.MedicalDevice{}, client.InNamespace("baseline")))
+	must(t, c.DeleteAllOf(ctx, &ciliumv2.CiliumNetworkPolicy{}, client.InNamespace("baseline")))
+	return secs, busyPct
+}
+
+func jsonSize(v any) int {
+	raw, _ := json.Marshal(v)
+	return len(raw)
 }
 
 func benchDevice(name, ns, gw string, i int) *v1alpha1.MedicalDevice {
@@ -273,7 +371,11 @@ func benchDevice(name, ns, gw string, i int) *v1alpha1.MedicalDevice {
 func startOperator(t *testing.T, env *testenv.Env, counter *testenv.Counter) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := operator.Config{MetricsAddr: "0", ProbeAddr: "0", DeviceWorkers: workers, PolicyWorkers: 2,
+	w := workers
+	if v := os.Getenv("MEDSEG_BENCH_WORKERS"); v != "" {
+		w, _ = strconv.Atoi(v)
+	}
+	cfg := operator.Config{MetricsAddr: "0", ProbeAddr: "0", DeviceWorkers: w, PolicyWorkers: 2,
 		NewClient: counter.NewClient, SkipNameValidation: true}
 	if v := os.Getenv("MEDSEG_BENCH_QPS"); v != "" { // the operator's --kube-api-qps (burst twice that)
 		q, err := strconv.ParseFloat(v, 32)
@@ -422,4 +524,30 @@ func profileAPIServer(t *testing.T, env *testenv.Env, phase string) func() {
 		}
 	}()
 	return func() { <-done }
+}
+
+// cpuSample is the machine's CPU time from /proc/stat: busy (everything but idle and iowait)
+// and total, in clock ticks.
+type cpuSample struct{ busy, total float64 }
+
+func busy() cpuSample {
+	raw, _ := os.ReadFile("/proc/stat")
+	f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])[1:]
+	var c cpuSample
+	for i, v := range f[:min(len(f), 8)] { // guest time is already counted as user time
+		x, _ := strconv.ParseFloat(v, 64)
+		c.total += x
+		if i != 3 && i != 4 {
+			c.busy += x
+		}
+	}
+	return c
+}
+
+// since is the percentage of the machine's CPU that was busy between o and c.
+func (c cpuSample) since(o cpuSample) float64 {
+	if c.total <= o.total {
+		return 0
+	}
+	return 100 * (c.busy - o.busy) / (c.total - o.total)
 }

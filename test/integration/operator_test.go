@@ -43,6 +43,9 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 			g.Expect(condition(d, v1alpha1.ConditionReady)).NotTo(BeNil())
 			g.Expect(segReason(d)).To(Equal(v1alpha1.ReasonSegmented), "%s: %+v", k, d.Status.Conditions)
 			g.Expect(kstatusOf(g, d)).To(Equal(status.CurrentStatus))
+			// kstatus's abnormal-true conditions are present only while true.
+			g.Expect(condition(d, v1alpha1.ConditionStalled)).To(BeNil())
+			g.Expect(condition(d, v1alpha1.ConditionReconciling)).To(BeNil())
 			g.Expect(d.Status.Segmentation.AppliedObjects).To(HaveLen(1))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
 	}
@@ -207,6 +210,8 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 			g.Expect(seg).NotTo(BeNil())
 			g.Expect(seg.Reason).To(Equal(v1alpha1.ReasonNoSegmentPolicy))
 			g.Expect(kstatusOf(g, d)).To(Equal(status.FailedStatus))
+			g.Expect(string(condition(d, v1alpha1.ConditionStalled).Status)).To(Equal("True"))
+			g.Expect(condition(d, v1alpha1.ConditionReconciling)).To(BeNil())
 			g.Expect(d.Status.Risk.Exposure.Value).To(Equal("Open"))
 			g.Expect(eventReasons(g, "default", "orphan-pump")).To(ContainElement(v1alpha1.EventNoSegmentPolicy))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
