@@ -3,12 +3,15 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/render"
@@ -33,23 +36,26 @@ const (
 // object is a hand deletion (repaired) rather than a first creation.
 //
 // An object with the same name that medseg does not manage is never touched: errForeignObject.
-func ensureObject(ctx context.Context, c client.Client, desired client.Object, wasApplied bool) (applyOutcome, error) {
+//
+// It also returns the resourceVersion its write produced ("" when it did not write), so the
+// watch event of medseg's own write can be told apart (ownWrites).
+func ensureObject(ctx context.Context, c client.Client, desired client.Object, wasApplied bool) (applyOutcome, string, error) {
 	existing, err := currentOf(ctx, c, desired)
 	if err != nil {
-		return unchanged, err
+		return unchanged, "", err
 	}
 	want := desired.GetAnnotations()[v1alpha1.AnnotationContentHash]
 	outcome := created
 	if existing != nil {
 		if !managedBy(existing, desired) {
-			return unchanged, fmt.Errorf("%w: %s %s exists and is not managed by medseg", errForeignObject, kindOf(desired), key(desired))
+			return unchanged, "", fmt.Errorf("%w: %s %s exists and is not managed by medseg", errForeignObject, kindOf(desired), key(desired))
 		}
 		got, err := contentHash(existing, desired.GetLabels())
 		if err != nil {
-			return unchanged, err
+			return unchanged, "", err
 		}
 		if got == want && existing.GetAnnotations()[v1alpha1.AnnotationContentHash] == want && existing.GetDeletionTimestamp() == nil {
-			return unchanged, nil
+			return unchanged, "", nil
 		}
 		outcome = updated
 		// The annotation says what medseg last wrote; content that does not match it was edited.
@@ -61,12 +67,43 @@ func ensureObject(ctx context.Context, c client.Client, desired client.Object, w
 	}
 	u, err := render.ToUnstructured(desired)
 	if err != nil {
-		return unchanged, err
+		return unchanged, "", err
 	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
-		return unchanged, fmt.Errorf("applying %s %s: %w", kindOf(desired), key(desired), err)
+		return unchanged, "", fmt.Errorf("applying %s %s: %w", kindOf(desired), key(desired), err)
 	}
-	return outcome, nil
+	return outcome, u.GetResourceVersion(), nil // the API server's response, decoded into u
+}
+
+// ownWrites remembers the resourceVersion of each object medseg last wrote, so the watch event
+// of that very write (which would only make the owner's reconcile find what it just did) is
+// dropped. Any other change has another resourceVersion and is reconciled: a hand edit, another
+// manager's write, and a deletion (delete events always pass). An informer resync (same
+// resourceVersion before and after) passes too, so the periodic safety net still runs.
+type ownWrites struct{ rv sync.Map } // types.NamespacedName → resourceVersion
+
+func (w *ownWrites) record(obj client.Object, rv string) {
+	if rv != "" {
+		w.rv.Store(client.ObjectKeyFromObject(obj), rv)
+	}
+}
+
+func (w *ownWrites) forget(key types.NamespacedName) { w.rv.Delete(key) }
+
+func (w *ownWrites) isEcho(obj client.Object) bool {
+	rv, ok := w.rv.Load(client.ObjectKeyFromObject(obj))
+	return ok && rv.(string) == obj.GetResourceVersion()
+}
+
+// dropEchoes is the predicate for the watch of medseg's own objects.
+func (w *ownWrites) dropEchoes() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !w.isEcho(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			resync := e.ObjectOld.GetResourceVersion() == e.ObjectNew.GetResourceVersion()
+			return resync || !w.isEcho(e.ObjectNew)
+		},
+	}
 }
 
 // pruneObject deletes an object medseg owns (managed-by label and a controller reference to

@@ -45,6 +45,9 @@ type MedicalDeviceReconciler struct {
 	// the reconcile that our own CNP write triggers can read the device from before our status
 	// write, and starting from the cache would redo (and conflict on) the write.
 	written sync.Map
+	// own drops the watch events of medseg's own CiliumNetworkPolicy writes: on a cold start
+	// they would double the reconciles (docs/performance.md).
+	own ownWrites
 }
 
 // +kubebuilder:rbac:groups=medseg.io,resources=medicaldevices,verbs=get;list;watch
@@ -239,7 +242,8 @@ func (r *MedicalDeviceReconciler) enforce(ctx context.Context, st *deviceStatus)
 		return err
 	}
 	wasApplied := st.old.Segmentation != nil && len(st.old.Segmentation.AppliedObjects) > 0
-	out, err := ensureObject(ctx, r.Client, res.CNP, wasApplied)
+	out, rv, err := ensureObject(ctx, r.Client, res.CNP, wasApplied)
+	r.own.record(res.CNP, rv)
 	if err != nil {
 		r.Metrics.applyErrors.WithLabelValues(ciliumv2.CNPKindDefinition).Inc()
 		return err
@@ -504,6 +508,7 @@ func (r *MedicalDeviceReconciler) previousStatus(key types.NamespacedName, dev *
 
 func (r *MedicalDeviceReconciler) forgetWritten(req ctrl.Request) {
 	r.written.Delete(req.NamespacedName)
+	r.own.forget(types.NamespacedName{Namespace: req.Namespace, Name: render.DeviceObjectName(req.Name)})
 }
 
 func outcomeName(o applyOutcome) string {

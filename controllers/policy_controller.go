@@ -65,7 +65,7 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		o = outcome{stalled: true, reason: v1alpha1.ReasonInvalidInput, message: err.Error()}
 	case pol.Spec.Enforcement == v1alpha1.EnforcementEnforce:
 		var res applyOutcome
-		res, applyErr = ensureObject(ctx, r.Client, guard, old.Guard != nil)
+		res, _, applyErr = ensureObject(ctx, r.Client, guard, old.Guard != nil)
 		switch {
 		case errors.Is(applyErr, errForeignObject):
 			o = outcome{stalled: true, reason: v1alpha1.ReasonObjectConflict, message: applyErr.Error()}

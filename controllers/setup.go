@@ -90,7 +90,7 @@ func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("medicaldevice").
 		For(&v1alpha1.MedicalDevice{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Owns(&ciliumv2.CiliumNetworkPolicy{}).
+		Owns(&ciliumv2.CiliumNetworkPolicy{}, builder.WithPredicates(r.own.dropEchoes())).
 		Watches(&v1alpha1.SegmentPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
