@@ -380,8 +380,11 @@ func startOperator(t *testing.T, env *testenv.Env, counter *testenv.Counter) fun
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := workers
-	if v := os.Getenv("MEDSEG_BENCH_WORKERS"); v != "" {
-		w, _ = strconv.Atoi(v)
+	if v := os.Getenv("MEDSEG_BENCH_WORKERS"); v != "" { // the operator's --device-workers
+		var err error
+		if w, err = strconv.Atoi(v); err != nil || w < 1 {
+			t.Fatalf("MEDSEG_BENCH_WORKERS=%q: want a positive integer", v)
+		}
 	}
 	cfg := operator.Config{MetricsAddr: "0", ProbeAddr: "0", DeviceWorkers: w, PolicyWorkers: 2,
 		NewClient: counter.NewClient, SkipNameValidation: true}
@@ -539,10 +542,13 @@ func profileAPIServer(t *testing.T, env *testenv.Env, phase string) func() {
 type cpuSample struct{ busy, total float64 }
 
 func busy() cpuSample {
-	raw, _ := os.ReadFile("/proc/stat")
-	f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])[1:]
 	var c cpuSample
-	for i, v := range f[:min(len(f), 8)] { // guest time is already counted as user time
+	raw, err := os.ReadFile("/proc/stat")
+	f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])
+	if err != nil || len(f) < 5 || f[0] != "cpu" {
+		return c // not Linux: busy figures read 0
+	}
+	for i, v := range f[1:min(len(f), 9)] { // guest time is already counted as user time
 		x, _ := strconv.ParseFloat(v, 64)
 		c.total += x
 		if i != 3 && i != 4 {
