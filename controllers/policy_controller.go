@@ -207,10 +207,10 @@ func (r *SegmentPolicyReconciler) ineffectiveApprovals(ctx context.Context, pol 
 	for _, g := range pol.Spec.AccessGrants {
 		what := "access grant " + g.Name
 		d, err := check(what, g.Device)
-		if err != nil || d == nil {
-			if err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return nil, err
+		}
+		if d == nil { // already reported: missing, or governed by another policy
 			continue
 		}
 		var flow *v1alpha1.Flow
