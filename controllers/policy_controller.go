@@ -12,12 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/drift"
+	"github.com/medseg/medseg/internal/plan"
 	"github.com/medseg/medseg/internal/render"
 )
 
@@ -57,7 +59,11 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	gen := pol.Generation
 	st.ObservedGeneration = gen
 
-	guard, err := render.Guard(pol)
+	members, err := r.guardMembers(ctx, pol)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	guard, err := render.Guard(pol, members)
 	var o outcome
 	var applyErr error
 	switch {
@@ -74,7 +80,7 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 			o = outcome{progressing: true, reason: v1alpha1.ReasonApplyFailed, message: applyErr.Error()}
 		default:
 			st.Guard = &v1alpha1.AppliedObject{Kind: ciliumv2.CCNPKindDefinition, Name: guard.Name, Hash: guard.Annotations[v1alpha1.AnnotationContentHash]}
-			o = outcome{reason: v1alpha1.ReasonGuardApplied, message: fmt.Sprintf("guard %s denies %v to every pod but gateways", guard.Name, pol.Spec.DeviceNetworks)}
+			o = outcome{reason: v1alpha1.ReasonGuardApplied, message: fmt.Sprintf("guard %s denies %v to every pod but the gateways of the %d devices it enforces", guard.Name, pol.Spec.DeviceNetworks, len(members))}
 			if res != unchanged {
 				r.Metrics.writes.WithLabelValues(ciliumv2.CCNPKindDefinition, outcomeName(res)).Inc()
 			}
@@ -121,6 +127,47 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, applyErr
 	}
 	return ctrl.Result{}, nil
+}
+
+// guardMembers lists the devices whose gateways may reach their addresses under the policy
+// (plan.GuardMembers), from the cache.
+func (r *SegmentPolicyReconciler) guardMembers(ctx context.Context, pol *v1alpha1.SegmentPolicy) ([]render.GatewayMember, error) {
+	if pol.Spec.Enforcement != v1alpha1.EnforcementEnforce {
+		return nil, nil
+	}
+	var devs v1alpha1.MedicalDeviceList
+	if err := r.List(ctx, &devs, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing MedicalDevices: %w", err)
+	}
+	var pols v1alpha1.SegmentPolicyList
+	if err := r.List(ctx, &pols, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing SegmentPolicies: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := r.List(ctx, &nss, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	nsLabels := make(map[string]map[string]string, len(nss.Items))
+	for _, ns := range nss.Items {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	var liveErr error
+	live := func(ref v1alpha1.ObjectRef) *ciliumv2.CiliumNetworkPolicy {
+		var cnp ciliumv2.CiliumNetworkPolicy
+		key := types.NamespacedName{Namespace: ref.Namespace, Name: render.DeviceObjectName(ref.Name)}
+		if err := r.Get(ctx, key, &cnp); err != nil {
+			if !apierrors.IsNotFound(err) && liveErr == nil {
+				liveErr = fmt.Errorf("reading CiliumNetworkPolicy %s: %w", key, err)
+			}
+			return nil
+		}
+		if !ownedByMedseg(&cnp) || cnp.Labels[v1alpha1.LabelDevice] != ref.Name {
+			return nil
+		}
+		return &cnp
+	}
+	members := plan.GuardMembers(pol, plan.Hospital{Devices: plan.Devices(devs.Items), Policies: pols.Items, Namespaces: nsLabels, Live: live})
+	return members, liveErr
 }
 
 // count fills the device counts from the devices whose status names this policy, and returns

@@ -2,13 +2,16 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	policyapi "github.com/cilium/cilium/pkg/policy/api"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/plan"
 	"github.com/medseg/medseg/internal/render"
 )
 
@@ -65,7 +69,14 @@ type Options struct {
 func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1alpha1.MedicalDevice{}, indexAddress, func(o client.Object) []string {
-		return o.(*v1alpha1.MedicalDevice).Spec.Network.Addresses
+		// Canonical form, so ::ffff:10.20.1.12 and 10.20.1.12 are one address.
+		var out []string
+		for _, a := range o.(*v1alpha1.MedicalDevice).Spec.Network.Addresses {
+			if ip, ok := plan.CanonicalAddr(a); ok {
+				out = append(out, ip.String())
+			}
+		}
+		return out
 	}); err != nil {
 		return err
 	}
@@ -98,6 +109,8 @@ func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
 			builder.OnlyMetadata, builder.WithPredicates(podLabelsChanged())).
 		Watches(&v1alpha1.MedicalDevice{}, addressPeers{r.Client}).
+		Watches(&v1alpha1.MedicalDevice{}, gatewayNeighbours{r.Client}).
+		Watches(&ciliumv2.CiliumNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.companionsToReview), builder.WithPredicates(enforcingChanged())).
 		Watches(&ciliumv2.CiliumNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy), builder.WithPredicates(notOwnedByMedseg())).
 		Watches(&ciliumv2.CiliumClusterwideNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy), builder.WithPredicates(notOwnedByMedseg())).
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy)).
@@ -132,6 +145,24 @@ func (r *MedicalDeviceReconciler) devicesOfPolicy(ctx context.Context, o client.
 		}
 	} else {
 		log.FromContext(ctx).Info("SegmentPolicy has an invalid selector", "policy", pol.Name)
+	}
+	// Unenforced devices that share gateway pods with this policy's devices must learn of its
+	// enforcement (they write or drop their allow-only policies), so every device in the
+	// namespaces concerned is reconciled.
+	namespaces := map[string]bool{}
+	for k := range seen {
+		namespaces[k.Namespace] = true
+	}
+	for ns := range namespaces {
+		var devs metav1.PartialObjectMetadataList
+		devs.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("MedicalDeviceList"))
+		if err := r.List(ctx, &devs, client.InNamespace(ns)); err != nil {
+			logMapError(ctx, err, "listing the MedicalDevices of namespace "+ns)
+			continue
+		}
+		for _, d := range devs.Items {
+			seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
+		}
 	}
 	out := make([]reconcile.Request, 0, len(seen))
 	for k := range seen {
@@ -230,8 +261,13 @@ func (a addressPeers) enqueue(ctx context.Context, q workqueue.TypedRateLimiting
 		}
 		self := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
 		for _, addr := range dev.Spec.Network.Addresses {
+			ip, ok := plan.CanonicalAddr(addr)
+			if !ok {
+				continue
+			}
 			var same v1alpha1.MedicalDeviceList
-			if err := a.c.List(ctx, &same, client.MatchingFields{indexAddress: addr}); err != nil {
+			if err := a.c.List(ctx, &same, client.MatchingFields{indexAddress: ip.String()}); err != nil {
+				logMapError(ctx, err, "looking up the devices that claim "+ip.String())
 				continue
 			}
 			for _, d := range same.Items {
@@ -264,6 +300,164 @@ func (a addressPeers) Delete(ctx context.Context, e event.DeleteEvent, q workque
 func (a addressPeers) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 }
 
+// gatewayNeighbours enqueues the devices of the same namespace whose gateway selectors overlap a
+// changed device's and whose enforcement differs from it: an enforced device appearing makes
+// its unenforced neighbours write their allow-only policies, an unenforced one appearing is
+// waited for by its enforced neighbours. Neighbours of the same enforcement are not enqueued,
+// so a cold start of one zone does not reconcile every device once per neighbour.
+type gatewayNeighbours struct{ c client.Client }
+
+func (g gatewayNeighbours) enqueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	var pols v1alpha1.SegmentPolicyList
+	var nss corev1.NamespaceList
+	if err := g.c.List(ctx, &pols, client.UnsafeDisableDeepCopy); err != nil {
+		logMapError(ctx, err, "listing SegmentPolicies")
+		return
+	}
+	if err := g.c.List(ctx, &nss, client.UnsafeDisableDeepCopy); err != nil {
+		logMapError(ctx, err, "listing namespaces")
+		return
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range nss.Items {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	gov := plan.NewGovernors(pols.Items, nsLabels)
+	for _, o := range objs {
+		dev, ok := o.(*v1alpha1.MedicalDevice)
+		if !ok {
+			continue
+		}
+		var same v1alpha1.MedicalDeviceList
+		if err := g.c.List(ctx, &same, client.InNamespace(dev.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+			logMapError(ctx, err, "listing the MedicalDevices of namespace "+dev.Namespace)
+			continue
+		}
+		p := gov.Of(dev)
+		enforced := p != nil && p.Spec.Enforcement == v1alpha1.EnforcementEnforce
+		for _, n := range plan.SharedWith(dev, enforced, plan.Devices(same.Items), gov) {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: dev.Namespace, Name: n.Name}})
+		}
+	}
+}
+
+func (g gatewayNeighbours) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	g.enqueue(ctx, q, e.Object)
+}
+
+func (g gatewayNeighbours) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	if e.ObjectOld.GetGeneration() == e.ObjectNew.GetGeneration() && labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) {
+		return // a status write changes no gateway selector and no governing policy
+	}
+	g.enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
+}
+
+func (g gatewayNeighbours) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	g.enqueue(ctx, q, e.Object)
+}
+
+func (gatewayNeighbours) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+// enforcingChanged passes the events of medseg's own device policies that change whether a
+// policy puts gateway pods in default deny: a deletion, or a switch between an enforcing policy
+// and an allow-only companion.
+func enforcingChanged() predicate.Predicate {
+	enforcing := func(o client.Object) bool {
+		c, ok := o.(*ciliumv2.CiliumNetworkPolicy)
+		return ok && ownedByMedseg(c) && !render.IsCompanion(c)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return enforcing(e.ObjectOld) != enforcing(e.ObjectNew) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return enforcing(e.Object) },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// companionsToReview maps a device policy that stopped enforcing to the devices of its namespace
+// whose gateway selectors overlap its device's: an unenforced device keeps its allow-only policy
+// while an enforcing policy still selects its gateway pods, and drops it once none does.
+func (r *MedicalDeviceReconciler) companionsToReview(ctx context.Context, o client.Object) []reconcile.Request {
+	owner := &v1alpha1.MedicalDevice{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetLabels()[v1alpha1.LabelDevice]}, owner); err != nil {
+		if !apierrors.IsNotFound(err) {
+			logMapError(ctx, err, "reading the MedicalDevice of CiliumNetworkPolicy "+o.GetNamespace()+"/"+o.GetName())
+		}
+		return r.devicesInNamespace(ctx, o) // the owner is gone: its selector is unknown
+	}
+	var same v1alpha1.MedicalDeviceList
+	if err := r.List(ctx, &same, client.InNamespace(owner.Namespace)); err != nil {
+		logMapError(ctx, err, "listing the MedicalDevices of namespace "+owner.Namespace)
+		return nil
+	}
+	var out []reconcile.Request
+	for _, d := range same.Items {
+		if d.Name != owner.Name && render.GatewaysOverlap(owner.Spec.Gateway.PodSelector, d.Spec.Gateway.PodSelector) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}})
+		}
+	}
+	return out
+}
+
+// logMapError logs a list that failed inside a watch mapping function: the event cannot be
+// mapped, so a reconcile may be missed until the next event or resync. Repeats of one message
+// are logged at most once a minute.
+func logMapError(ctx context.Context, err error, what string) {
+	mapErrors.log(ctx, err, what)
+}
+
+// mapErrors rate-limits the logging of failed lists in mapping functions.
+var mapErrors = &rateLimitedLog{every: time.Minute, last: map[string]time.Time{}}
+
+type rateLimitedLog struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+func (l *rateLimitedLog) log(ctx context.Context, err error, what string) {
+	l.mu.Lock()
+	now := time.Now()
+	if t, ok := l.last[what]; ok && now.Sub(t) < l.every {
+		l.mu.Unlock()
+		return
+	}
+	l.last[what] = now
+	l.mu.Unlock()
+	log.FromContext(ctx).Error(err, "a watch event could not be mapped to reconciles; they wait for the next event or resync", "while", what)
+}
+
+// delayed is a map function whose requests are added after a delay, so the delaying queue
+// coalesces a burst of events into one reconcile per request.
+type delayed struct {
+	fn    func(context.Context, client.Object) []reconcile.Request
+	delay time.Duration
+}
+
+func (d delayed) add(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	for _, o := range objs {
+		for _, req := range d.fn(ctx, o) {
+			q.AddAfter(req, d.delay)
+		}
+	}
+}
+
+func (d delayed) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	d.add(ctx, q, e.Object)
+}
+
+func (d delayed) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	d.add(ctx, q, e.ObjectNew)
+}
+
+func (d delayed) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	d.add(ctx, q, e.Object)
+}
+
+func (d delayed) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
 func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -283,7 +477,7 @@ func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Named("segmentpolicy").
 		For(&v1alpha1.SegmentPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&ciliumv2.CiliumClusterwideNetworkPolicy{}).
-		Watches(&v1alpha1.MedicalDevice{}, governingPolicies{}, builder.WithPredicates(deviceSummaryChanged())).
+		Watches(&v1alpha1.MedicalDevice{}, delayed{r.recountAll, recountDelay}, builder.WithPredicates(deviceSummaryChanged())).
 		// Flatness depends on every pod and every policy in the cluster.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.OnlyMetadata, builder.WithPredicates(podLabelsChanged())).
 		Watches(&ciliumv2.CiliumNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.WithPredicates(notOwnedByMedseg())).
@@ -298,54 +492,48 @@ func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 // touching thousands of devices) asks of their SegmentPolicy into one status write.
 const recountDelay = 2 * time.Second
 
-// governingPolicies enqueues the SegmentPolicy a device's status names, before and after a
-// change, so both policies of a device that moved recount.
-type governingPolicies struct{}
-
-func (governingPolicies) enqueue(q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
-	for _, o := range objs {
-		if d, ok := o.(*v1alpha1.MedicalDevice); ok && d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
-			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Status.Segmentation.Policy}}, recountDelay)
-		}
-	}
-}
-
-func (g governingPolicies) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	g.enqueue(q, e.Object)
-}
-
-func (g governingPolicies) Update(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	g.enqueue(q, e.ObjectOld, e.ObjectNew)
-}
-
-func (g governingPolicies) Delete(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	g.enqueue(q, e.Object)
-}
-
-func (governingPolicies) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-}
-
-// deviceSummaryChanged passes device events that change what a policy reports: governing
-// policy, mode, priority or flows. An update that moves a device between policies enqueues the new one here;
-// the old one via the old object.
+// deviceSummaryChanged passes device events that change what a policy reports or guards: its
+// spec (addresses, gateway selector, flows) or labels (which policy selects it), and in status
+// the governing policy, mode, priority, the flows' hash (a grant naming a flow the device lacks
+// is reported until the flow appears) and the policy in place (which claimant of a contested
+// address medseg enforces, and ungoverned devices whose last enforced policy is kept).
 func deviceSummaryChanged() predicate.Predicate {
-	// The flows' hash too: a grant naming a flow the device lacks is reported by its policy
-	// until the flow appears.
-	summary := func(o client.Object) [4]string {
+	summary := func(o client.Object) [6]string {
 		d := o.(*v1alpha1.MedicalDevice)
-		var s [4]string
+		var s [6]string
 		if seg := d.Status.Segmentation; seg != nil {
 			s[0], s[1] = seg.Policy, string(seg.Mode)
+			for _, a := range seg.AppliedObjects {
+				s[4] += a.Hash
+			}
 		}
 		if d.Status.Risk != nil {
 			s[2] = string(d.Status.Risk.Priority)
 		}
 		s[3] = d.Status.FlowsHash
+		s[5] = fmt.Sprint(d.Generation, d.Labels)
 		return s
 	}
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool { return summary(e.ObjectOld) != summary(e.ObjectNew) },
 	}
+}
+
+// recountAll enqueues every SegmentPolicy after recountDelay: a device change can move devices
+// between policies, change a guard's members or a policy's counts. Policies are few, and the
+// delaying queue coalesces a burst (a cold start, a KEV update touching thousands of devices)
+// into one reconcile per policy.
+func (r *SegmentPolicyReconciler) recountAll(ctx context.Context, _ client.Object) []reconcile.Request {
+	var pols v1alpha1.SegmentPolicyList
+	if err := r.List(ctx, &pols); err != nil {
+		logMapError(ctx, err, "listing SegmentPolicies")
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(pols.Items))
+	for _, p := range pols.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+	}
+	return out
 }
 
 // allPolicies enqueues every SegmentPolicy.

@@ -14,6 +14,8 @@ import (
 //   - progressing (a transient error, retried): Ready=False, Reconciling=True (InProgress);
 //   - stalled (needs a person): Ready=False, Stalled=True (Failed).
 type outcome struct {
+	// ok is the status of the domain condition the outcome comes from (e.g. Segmented).
+	ok          bool
 	stalled     bool
 	progressing bool
 	reason      string

@@ -84,11 +84,15 @@ func TestFlowsHashCoversWhatChangesAccess(t *testing.T) {
 
 // TestSampleDevicesAreCommissioned keeps the samples' commissioning in step with their flows.
 func TestSampleDevicesAreCommissioned(t *testing.T) {
-	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "samples", "devices.yaml")}, nil)
+	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "samples", "devices.yaml"),
+		filepath.Join(testenv.RepoRoot(), "config", "samples", "staged-rollout", "hospital.yaml")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range objs {
+		if o.Object.GetKind() != "MedicalDevice" || o.Object.Object["spec"].(map[string]any)["commissioning"] == nil {
+			continue
+		}
 		var d v1alpha1.MedicalDevice
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object.Object, &d); err != nil {
 			t.Fatal(err)

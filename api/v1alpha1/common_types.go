@@ -114,4 +114,13 @@ type ObjectRef struct {
 }
 
 // String renders the reference as namespace/name.
-func (r ObjectRef) String() string { return r.Namespace + "/" + r.Name }
+func (r ObjectRef) String() string { return Qualified(r.Namespace, r.Name) }
+
+// Qualified names an object as kubectl does: namespace/name, or name alone when it is
+// cluster-scoped (no namespace).
+func Qualified(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}

@@ -22,6 +22,14 @@ const (
 	ReasonSegmented = "Segmented"
 	// ReasonAuditOnly: the governing policy is in Audit; nothing is enforced.
 	ReasonAuditOnly = "AuditOnly"
+	// ReasonSharedGateway: the governing policy is in Audit (or none governs the device), and
+	// its gateway pods are also gateways of devices an enforced policy puts in default deny;
+	// medseg keeps the device's declared flows open on them with an allow-only policy.
+	ReasonSharedGateway = "SharedGateway"
+	// ReasonWaitingForSharedGateway: the device is about to be enforced, and unenforced devices
+	// sharing its gateway pods lack their allow-only policies; medseg waits so their flows are
+	// not cut.
+	ReasonWaitingForSharedGateway = "WaitingForSharedGateway"
 	// ReasonNoSegmentPolicy: no SegmentPolicy selects the device; it is not protected.
 	ReasonNoSegmentPolicy = "NoSegmentPolicy"
 	// ReasonGatewayNamespaceNotLabelled: the device's namespace lacks medseg.io/gateway-namespace.
@@ -74,6 +82,7 @@ const (
 	EventFlowsChanged      = "FlowsChanged"
 	EventAccessGranted     = "AccessGranted"
 	EventAccessEnded       = "AccessEnded"
+	EventAddressConflict   = "AddressConflict"
 )
 
 // Labels and annotations medseg reads or writes.

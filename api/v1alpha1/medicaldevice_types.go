@@ -563,7 +563,17 @@ type SegmentationStatus struct {
 	// +optional
 	// +listType=atomic
 	ActiveGrants []ActiveGrant `json:"activeGrants,omitempty"`
-	// appliedObjects are the Cilium objects medseg applied for the device, with hashes.
+	// sharedWith names the devices in the same namespace whose gateway selectors can select
+	// the same gateway pods as this device's and whose enforcement differs, with their
+	// SegmentPolicy: for an unenforced device the enforced devices whose default deny its
+	// gateways share, for an enforced device the unenforced devices whose declared flows stay
+	// open on its gateways.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	SharedWith []string `json:"sharedWith,omitempty"`
+	// appliedObjects are the Cilium objects in place for the device, with hashes: only what a
+	// write that succeeded produced or what was already there, never what was merely desired.
 	// +optional
 	// +listType=atomic
 	AppliedObjects []AppliedObject `json:"appliedObjects,omitempty"`

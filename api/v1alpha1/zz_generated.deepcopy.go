@@ -897,6 +897,11 @@ func (in *SegmentationStatus) DeepCopyInto(out *SegmentationStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.SharedWith != nil {
+		in, out := &in.SharedWith, &out.SharedWith
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.AppliedObjects != nil {
 		in, out := &in.AppliedObjects, &out.AppliedObjects
 		*out = make([]AppliedObject, len(*in))

@@ -110,13 +110,15 @@ func qualified(ns, name string) string {
 // Plans plans every device.
 func (in *Inputs) Plans(now time.Time) ([]*plan.Plan, error) {
 	out := make([]*plan.Plan, 0, len(in.Devices))
+	byNamespace := map[string][]*v1alpha1.MedicalDevice{}
 	for i := range in.Devices {
 		d := &in.Devices[i]
-		nsl := in.Namespaces
-		if _, ok := nsl[d.Namespace]; !ok {
-			nsl = withNamespace(nsl, d.Namespace)
-		}
-		p, err := plan.Device(plan.Input{Device: d, Policies: in.Policies, Namespaces: nsl, Now: now})
+		byNamespace[d.Namespace] = append(byNamespace[d.Namespace], d)
+	}
+	nsl := in.namespaceLabels()
+	for i := range in.Devices {
+		d := &in.Devices[i]
+		p, err := plan.Device(plan.Input{Device: d, Policies: in.Policies, Namespaces: nsl, Neighbours: byNamespace[d.Namespace], Now: now})
 		if err != nil {
 			return nil, fmt.Errorf("MedicalDevice %s/%s: %w", d.Namespace, d.Name, err)
 		}
@@ -125,40 +127,36 @@ func (in *Inputs) Plans(now time.Time) ([]*plan.Plan, error) {
 	return out, nil
 }
 
-func withNamespace(m map[string]map[string]string, ns string) map[string]map[string]string {
-	out := make(map[string]map[string]string, len(m)+1)
-	for k, v := range m {
+// namespaceLabels are the namespaces of the input, plus every device namespace the input lacks
+// (known by name only, as the API server labels every namespace).
+func (in *Inputs) namespaceLabels() map[string]map[string]string {
+	out := make(map[string]map[string]string, len(in.Namespaces))
+	for k, v := range in.Namespaces {
 		out[k] = v
 	}
-	out[ns] = map[string]string{"kubernetes.io/metadata.name": ns}
+	for _, d := range in.Devices {
+		if _, ok := out[d.Namespace]; !ok {
+			out[d.Namespace] = map[string]string{"kubernetes.io/metadata.name": d.Namespace}
+		}
+	}
 	return out
 }
 
-// Render writes the Cilium objects medseg would own: a guard per enforced SegmentPolicy, then a
-// CiliumNetworkPolicy per device governed by an enforced policy. Audit policies and ungoverned
-// devices render nothing, as in the cluster.
+// Render writes the Cilium objects medseg would own, as it would write them into a cluster that
+// has none yet: a guard per enforced SegmentPolicy, a CiliumNetworkPolicy per device governed by
+// an enforced policy, and the allow-only policy of each unenforced device whose gateway pods
+// enforced devices share. Devices with a contested address get nothing (conflicts fail closed).
 func Render(w io.Writer, in *Inputs, now time.Time) error {
-	plans, err := in.Plans(now)
+	d, err := plan.HospitalObjects(plan.Hospital{Devices: plan.Devices(in.Devices), Policies: in.Policies, Namespaces: in.namespaceLabels()}, now)
 	if err != nil {
 		return err
 	}
 	var objs []runtime.Object
-	for i := range in.Policies {
-		p := &in.Policies[i]
-		if p.Spec.Enforcement != v1alpha1.EnforcementEnforce {
-			continue
-		}
-		g, err := render.Guard(p)
-		if err != nil {
-			return fmt.Errorf("SegmentPolicy %s: %w", p.Name, err)
-		}
+	for _, g := range d.Guards {
 		objs = append(objs, g)
 	}
-	for _, p := range plans {
-		if p.Render.NoPolicy || !p.Render.Enforce {
-			continue
-		}
-		objs = append(objs, p.Render.CNP)
+	for _, p := range d.Policies {
+		objs = append(objs, p)
 	}
 	out, err := render.YAML(objs...)
 	if err != nil {

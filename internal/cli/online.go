@@ -198,6 +198,9 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 		for _, g := range s.ActiveGrants {
 			p("  access grant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, dash(g.Ticket), g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
 		}
+		if len(s.SharedWith) > 0 {
+			p("  gateway pods shared with devices of another enforcement: %s", strings.Join(s.SharedWith, ", "))
+		}
 		p("  allowed flows: %s", dash(strings.Join(s.AllowedFlows, ", ")))
 		for _, b := range s.BlockedFlows {
 			p("  blocked flow %s (%s): %s", b.Name, b.Reason, b.Message)

@@ -29,6 +29,12 @@ func OfflineReport(in *Inputs, now time.Time, source string) (*report.Report, er
 		d.Status = v1alpha1.MedicalDeviceStatus{Risk: p.Assessment.Status()}
 		if p.Render != nil {
 			d.Status.Segmentation = p.Render.SegmentationStatus()
+			for _, n := range p.SharedWith {
+				if d.Status.Segmentation == nil {
+					d.Status.Segmentation = &v1alpha1.SegmentationStatus{}
+				}
+				d.Status.Segmentation.SharedWith = append(d.Status.Segmentation.SharedWith, n.String())
+			}
 		}
 		devs[i] = *d
 	}

@@ -105,7 +105,7 @@ func FuzzAcceptedInputRendersValidPolicies(f *testing.F) {
 		if err := np.ValidateCNP(u); err != nil {
 			t.Fatalf("accepted input %q rendered a policy Cilium's schema rejects: %v", value, err)
 		}
-		g, err := render.Guard(&p)
+		g, err := render.Guard(&p, GuardMembers(&p, Hospital{Devices: []*v1alpha1.MedicalDevice{&d}, Policies: []v1alpha1.SegmentPolicy{p}}))
 		if err != nil {
 			return
 		}

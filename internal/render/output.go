@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 
-	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -45,8 +44,9 @@ func YAML(objs ...runtime.Object) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// SegmentationStatus is the decision as MedicalDevice status.segmentation records it (without
-// lastAppliedAt, which only the reconciler knows); nil when no policy governs the device.
+// SegmentationStatus is the decision as MedicalDevice status.segmentation records it, without
+// what only the reconciler knows (appliedObjects, lastAppliedAt, sharedWith); nil when no policy
+// governs the device.
 func (r *Result) SegmentationStatus() *v1alpha1.SegmentationStatus {
 	if r.NoPolicy {
 		return nil
@@ -60,10 +60,6 @@ func (r *Result) SegmentationStatus() *v1alpha1.SegmentationStatus {
 	}
 	if r.Enforce {
 		seg.Enforcement = v1alpha1.EnforcementEnforce
-		seg.AppliedObjects = []v1alpha1.AppliedObject{{
-			Kind: ciliumv2.CNPKindDefinition, Namespace: r.CNP.Namespace, Name: r.CNP.Name,
-			Hash: r.CNP.Annotations[v1alpha1.AnnotationContentHash],
-		}}
 	}
 	for _, b := range r.Blocked() {
 		seg.BlockedFlows = append(seg.BlockedFlows, v1alpha1.BlockedFlow{Name: b.Name, Reason: b.Reason, Message: b.Message})

@@ -199,17 +199,34 @@ func Device(in Input) (*Result, error) {
 		rule.IngressDeny = []policyapi.IngressDenyRule{{IngressCommonRule: policyapi.IngressCommonRule{FromCIDR: cidrs}}}
 		res.PolicyMapEntries += 2 * len(cidrs)
 	}
+	// The gateway is in default deny: it keeps name resolution, which is not device access.
+	rule.Egress = append(rule.Egress, dnsEgress())
+	res.PolicyMapEntries += 2
 
+	cnp, err := deviceCNP(dev, p.Name, rule)
+	if err != nil {
+		return nil, err
+	}
+	res.CNP = cnp
+	return res, nil
+}
+
+// deviceCNP wraps a rule as the device's CiliumNetworkPolicy medseg-<device>: medseg's labels,
+// a controller reference to the device and the content hash.
+func deviceCNP(dev *v1alpha1.MedicalDevice, policy string, rule *policyapi.Rule) (*ciliumv2.CiliumNetworkPolicy, error) {
+	lbls := map[string]string{
+		v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
+		v1alpha1.LabelDevice:    dev.Name,
+	}
+	if policy != "" {
+		lbls[v1alpha1.LabelPolicy] = policy
+	}
 	cnp := &ciliumv2.CiliumNetworkPolicy{
 		TypeMeta: metav1.TypeMeta{APIVersion: ciliumv2.SchemeGroupVersion.String(), Kind: ciliumv2.CNPKindDefinition},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      DeviceObjectName(dev.Name),
 			Namespace: dev.Namespace,
-			Labels: map[string]string{
-				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-				v1alpha1.LabelDevice:    dev.Name,
-				v1alpha1.LabelPolicy:    p.Name,
-			},
+			Labels:    lbls,
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.GroupVersion.String(), Kind: "MedicalDevice", Name: dev.Name, UID: dev.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -224,8 +241,56 @@ func Device(in Input) (*Result, error) {
 	if err := setHash(&cnp.ObjectMeta, cnp.Spec, nil); err != nil {
 		return nil, err
 	}
-	res.CNP = cnp
-	return res, nil
+	return cnp, nil
+}
+
+// dnsEgress lets a gateway in default deny resolve names with the cluster DNS (kube-dns in
+// kube-system), over UDP and TCP port 53.
+func dnsEgress() policyapi.EgressRule {
+	return policyapi.EgressRule{
+		EgressCommonRule: policyapi.EgressCommonRule{ToEndpoints: []policyapi.EndpointSelector{{LabelSelector: &slimmetav1.LabelSelector{
+			MatchLabels: map[string]string{keyPodNamespace: "kube-system", "k8s:k8s-app": "kube-dns"},
+		}}}},
+		ToPorts: policyapi.PortRules{{Ports: []policyapi.PortProtocol{{Port: "53", Protocol: policyapi.ProtoUDP}, {Port: "53", Protocol: policyapi.ProtoTCP}}}},
+	}
+}
+
+// Companion renders the allow-only CiliumNetworkPolicy of a device that is not enforced (its
+// policy is in Audit, or no policy governs it) but whose gateway pods are also gateways of
+// enforced devices. Their policies put those pods in default deny; the companion keeps every
+// declared flow of this device open on them, every tier, as Standard would, so enforcing one
+// zone never cuts another zone's traffic. enableDefaultDeny is off both ways: on a gateway that
+// nothing else puts in default deny the companion changes nothing. policy is the Audit policy's
+// name, "" for an ungoverned device.
+func Companion(dev *v1alpha1.MedicalDevice, policy string) (*ciliumv2.CiliumNetworkPolicy, error) {
+	addrs, err := hostPrefixes(dev.Spec.Network.Addresses)
+	if err != nil {
+		return nil, err
+	}
+	gw, err := gatewaySelector(dev)
+	if err != nil {
+		return nil, err
+	}
+	rule := &policyapi.Rule{
+		EndpointSelector:  gw,
+		EnableDefaultDeny: policyapi.DefaultDenyConfig{Ingress: ptr.To(false), Egress: ptr.To(false)},
+		Description: fmt.Sprintf("medseg: %s/%s is not enforced; its declared flows stay open on the gateways it shares with enforced devices",
+			dev.Namespace, dev.Name),
+	}
+	flows := append([]v1alpha1.Flow(nil), dev.Spec.Flows...)
+	sort.SliceStable(flows, func(i, j int) bool { return flows[i].Name < flows[j].Name })
+	for _, f := range flows {
+		if _, err := addFlow(rule, f, dev.Namespace, addrs, nil); err != nil {
+			return nil, err
+		}
+	}
+	return deviceCNP(dev, policy, rule)
+}
+
+// IsCompanion reports whether a device CiliumNetworkPolicy is an allow-only companion (default
+// deny off) rather than an enforcing policy.
+func IsCompanion(cnp *ciliumv2.CiliumNetworkPolicy) bool {
+	return cnp != nil && cnp.Spec != nil && cnp.Spec.EnableDefaultDeny.Ingress != nil && !*cnp.Spec.EnableDefaultDeny.Ingress
 }
 
 func grantMessage(f v1alpha1.Flow, g GrantDecision) string {
@@ -292,6 +357,12 @@ func addFlow(rule *policyapi.Rule, f v1alpha1.Flow, ns string, device []netip.Pr
 	}
 	// One entry per peer identity and port, a lower bound: a selector may match many identities.
 	return len(selectors) + len(peerCIDRs) + len(deviceCIDRs), nil
+}
+
+// ValidGateway reports whether the device's gateway selector can be rendered.
+func ValidGateway(dev *v1alpha1.MedicalDevice) error {
+	_, err := gatewaySelector(dev)
+	return err
 }
 
 // gatewaySelector selects the device's gateway pods: spec.gateway.podSelector AND
@@ -365,81 +436,6 @@ func addNamespaceSelector(out, ns *slimmetav1.LabelSelector) {
 		sort.Strings(r.Values)
 		out.MatchExpressions = append(out.MatchExpressions, r)
 	}
-}
-
-// Guard renders the SegmentPolicy's CiliumClusterwideNetworkPolicy. Three specs, because one
-// selector cannot say "every pod except gateway pods in gateway namespaces":
-//   - A: pods without medseg.io/gateway=true may not send to the device networks;
-//   - B: gateway-labelled pods outside gateway namespaces may not either (Cilium strips pod
-//     labels starting with io.cilium.k8s, so a pod cannot fake its namespace's label);
-//   - C: gateway pods in gateway namespaces are in default deny both ways with only DNS to
-//     kube-dns, so a gateway no device policy selects is not a default-allow hole.
-//
-// A and B keep enableDefaultDeny off: a deny-only guard must not put every pod in default deny.
-func Guard(p *v1alpha1.SegmentPolicy) (*ciliumv2.CiliumClusterwideNetworkPolicy, error) {
-	nets, err := sortedPrefixes(p.Spec.DeviceNetworks)
-	if err != nil {
-		return nil, fmt.Errorf("spec.deviceNetworks: %w", err)
-	}
-	deny := []policyapi.EgressDenyRule{{EgressCommonRule: policyapi.EgressCommonRule{ToCIDR: cidrSlice(nets)}}}
-	off := policyapi.DefaultDenyConfig{Ingress: ptr.To(false), Egress: ptr.To(false)}
-	gwNamespaceKey := keyNamespaceLabel + v1alpha1.LabelGatewayNamespace
-	specA := &policyapi.Rule{
-		Description: fmt.Sprintf("medseg guard %s: ordinary pods may not reach device networks", p.Name),
-		EndpointSelector: policyapi.EndpointSelector{LabelSelector: &slimmetav1.LabelSelector{MatchExpressions: []slimmetav1.LabelSelectorRequirement{
-			{Key: keyPodNamespace, Operator: slimmetav1.LabelSelectorOpExists},
-			{Key: v1alpha1.LabelGateway, Operator: slimmetav1.LabelSelectorOpNotIn, Values: []string{"true"}},
-		}}},
-		EgressDeny:        deny,
-		EnableDefaultDeny: off,
-	}
-	specB := &policyapi.Rule{
-		Description: fmt.Sprintf("medseg guard %s: gateway-labelled pods outside gateway namespaces may not reach device networks", p.Name),
-		EndpointSelector: policyapi.EndpointSelector{LabelSelector: &slimmetav1.LabelSelector{
-			MatchLabels: map[string]string{v1alpha1.LabelGateway: "true"},
-			MatchExpressions: []slimmetav1.LabelSelectorRequirement{
-				{Key: gwNamespaceKey, Operator: slimmetav1.LabelSelectorOpNotIn, Values: []string{"true"}},
-				{Key: keyPodNamespace, Operator: slimmetav1.LabelSelectorOpExists},
-			},
-		}},
-		EgressDeny:        deny,
-		EnableDefaultDeny: off,
-	}
-	specC := &policyapi.Rule{
-		Description: fmt.Sprintf("medseg guard %s: gateway baseline, default deny with DNS only", p.Name),
-		EndpointSelector: policyapi.EndpointSelector{LabelSelector: &slimmetav1.LabelSelector{
-			MatchLabels: map[string]string{v1alpha1.LabelGateway: "true", gwNamespaceKey: "true"},
-		}},
-		EnableDefaultDeny: policyapi.DefaultDenyConfig{Ingress: ptr.To(true), Egress: ptr.To(true)},
-		Egress: []policyapi.EgressRule{{
-			EgressCommonRule: policyapi.EgressCommonRule{ToEndpoints: []policyapi.EndpointSelector{{LabelSelector: &slimmetav1.LabelSelector{
-				MatchLabels: map[string]string{keyPodNamespace: "kube-system", "k8s:k8s-app": "kube-dns"},
-			}}}},
-			ToPorts: policyapi.PortRules{{Ports: []policyapi.PortProtocol{{Port: "53", Protocol: policyapi.ProtoUDP}, {Port: "53", Protocol: policyapi.ProtoTCP}}}},
-		}},
-	}
-	ccnp := &ciliumv2.CiliumClusterwideNetworkPolicy{
-		TypeMeta: metav1.TypeMeta{APIVersion: ciliumv2.SchemeGroupVersion.String(), Kind: ciliumv2.CCNPKindDefinition},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: GuardObjectName(p.Name),
-			Labels: map[string]string{
-				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-				v1alpha1.LabelPolicy:    p.Name,
-			},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.GroupVersion.String(), Kind: "SegmentPolicy", Name: p.Name, UID: p.UID,
-				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-			}},
-		},
-		Specs: policyapi.Rules{specA, specB, specC},
-	}
-	if p.UID == "" {
-		ccnp.OwnerReferences = nil
-	}
-	if err := setHash(&ccnp.ObjectMeta, nil, ccnp.Specs); err != nil {
-		return nil, err
-	}
-	return ccnp, nil
 }
 
 // setHash stores the content hash of everything medseg sets (labels, spec, specs) in the

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,7 +192,7 @@ func TestScenariosMatchGoldenFiles(t *testing.T) {
 			checkGolden(t, sc.name, golden(t, sc, res))
 		})
 	}
-	g, err := Guard(criticalCare())
+	g, err := Guard(criticalCare(), membersOf(pump(), monitor(), ipv6Camera()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestRenderedObjectsPassCiliumValidation(t *testing.T) {
 			t.Errorf("%s: Cilium schema validator: %v", sc.name, err)
 		}
 	}
-	g, err := Guard(criticalCare())
+	g, err := Guard(criticalCare(), membersOf(pump(), monitor(), ipv6Camera()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +375,7 @@ func TestRenderedPoliciesBehaveInCiliumsEngine(t *testing.T) {
 		}
 		t.Run(sc.name, func(t *testing.T) {
 			res := renderScenario(t, sc)
-			guard, err := Guard(sc.policy)
+			guard, err := Guard(sc.policy, membersOf(sc.device))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -482,6 +483,19 @@ func TestRenderedPoliciesBehaveInCiliumsEngine(t *testing.T) {
 			check("ordinary pods keep other traffic", true, ordinary, peers["emr-interface"], "TCP", 443)
 		})
 	}
+}
+
+// membersOf lists devices as guard members, as plan.GuardMembers would for uncontested devices.
+func membersOf(devs ...*v1alpha1.MedicalDevice) []GatewayMember {
+	var out []GatewayMember
+	for _, d := range devs {
+		m := GatewayMember{Namespace: d.Namespace, Gateway: d.Spec.Gateway.PodSelector}
+		for _, a := range d.Spec.Network.Addresses {
+			m.Addresses = append(m.Addresses, netip.MustParseAddr(a))
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func hostCIDR(a string) string {

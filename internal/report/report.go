@@ -389,7 +389,11 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 	case seg != nil && seg.Enforcement == v1alpha1.EnforcementEnforce:
 		out.Segmented, out.SegmentedReason = true, "Planned"
 		out.SegmentedDetail = "computed offline: this is what medseg would enforce"
-	case seg != nil:
+	case seg != nil && seg.Policy != "" && len(seg.SharedWith) > 0:
+		out.SegmentedReason = v1alpha1.ReasonSharedGateway
+		out.SegmentedDetail = fmt.Sprintf("SegmentPolicy %s is in Audit; its gateway pods are shared with enforced devices %s: medseg would keep its declared flows open on them",
+			seg.Policy, strings.Join(seg.SharedWith, ", "))
+	case seg != nil && seg.Policy != "":
 		out.SegmentedReason = v1alpha1.ReasonAuditOnly
 		out.SegmentedDetail = fmt.Sprintf("SegmentPolicy %s is in Audit: nothing would be enforced", seg.Policy)
 	default:
