@@ -68,6 +68,7 @@ verify: generate manifests $(HELM) $(KUSTOMIZE) ## Regenerate everything and fai
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
 		git status --porcelain -- api config charts; git --no-pager diff --stat -- api config charts; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
+	hack/check-tracked-files.sh
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(MAKE) lint

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -113,10 +114,10 @@ func pruneObject(ctx context.Context, c client.Client, obj client.Object, owner 
 	if err != nil || existing == nil {
 		return false, err
 	}
-	if existing.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || !controlledBy(existing, owner) {
+	if !controlledBy(existing, owner) {
 		return false, nil
 	}
-	if err := c.Delete(ctx, existing, client.Preconditions{UID: ptrUID(existing.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Delete(ctx, existing, client.Preconditions{UID: ptr.To(existing.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
 		return false, fmt.Errorf("deleting %s %s: %w", kindOf(obj), key(obj), err)
 	}
 	return true, nil
@@ -161,24 +162,22 @@ func contentHash(obj client.Object, desiredLabels map[string]string) (string, er
 	return "", fmt.Errorf("unsupported object %T", obj)
 }
 
-// managedBy reports whether existing is medseg's: the managed-by label, and no controller other
-// than the desired object's owner.
+// managedBy reports whether existing is medseg's object for the desired object's owner: owned
+// (render.Owner) by an object of the same kind and name. A previous incarnation of the same
+// owner (deleted and recreated, another UID) is still ours.
 func managedBy(existing, desired client.Object) bool {
-	if existing.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
+	have, ok := render.Owner(existing)
+	if !ok {
 		return false
 	}
 	want := metav1.GetControllerOf(desired)
-	have := metav1.GetControllerOf(existing)
-	if want == nil || have == nil {
-		return true
-	}
-	// A previous incarnation of the same owner (deleted and recreated) is still ours.
-	return have.Kind == want.Kind && have.Name == want.Name
+	return want == nil || have.Kind == want.Kind && have.Name == want.Name
 }
 
+// controlledBy reports whether medseg owns obj for the owner with that UID.
 func controlledBy(obj client.Object, owner types.UID) bool {
-	ref := metav1.GetControllerOf(obj)
-	return ref != nil && ref.UID == owner
+	ref, ok := render.Owner(obj)
+	return ok && ref.UID == owner
 }
 
 func kindOf(obj client.Object) string {
@@ -191,11 +190,4 @@ func kindOf(obj client.Object) string {
 	return fmt.Sprintf("%T", obj)
 }
 
-func key(obj client.Object) string {
-	if obj.GetNamespace() == "" {
-		return obj.GetName()
-	}
-	return obj.GetNamespace() + "/" + obj.GetName()
-}
-
-func ptrUID(u types.UID) *types.UID { return &u }
+func key(obj client.Object) string { return v1alpha1.Qualified(obj.GetNamespace(), obj.GetName()) }

@@ -15,7 +15,6 @@ import (
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -75,8 +74,30 @@ type observed struct {
 	widened string
 	// live is medseg's own policy for the device, nil when there is none.
 	live *ciliumv2.CiliumNetworkPolicy
-	// liveEnforcing names the devices of the namespace whose live medseg policy enforces.
+	// liveEnforcing names the devices of the namespace whose live medseg policy enforces; read
+	// on first use (only unenforced devices sharing a gateway ask).
 	liveEnforcing map[string]bool
+	liveErr       error
+}
+
+// enforcingLive reports whether medseg's live policy for a device of the namespace enforces.
+func (r *MedicalDeviceReconciler) enforcingLive(ctx context.Context, ns string, obs *observed) func(string) bool {
+	return func(name string) bool {
+		if obs.liveEnforcing == nil && obs.liveErr == nil {
+			var cnps ciliumv2.CiliumNetworkPolicyList
+			if err := r.List(ctx, &cnps, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}, client.UnsafeDisableDeepCopy); err != nil {
+				obs.liveErr = fmt.Errorf("listing medseg's CiliumNetworkPolicies in namespace %s: %w", ns, err)
+				return true // unknown: keep the allow-only policy, it never narrows anything
+			}
+			obs.liveEnforcing = map[string]bool{}
+			for i := range cnps.Items {
+				if c := &cnps.Items[i]; render.Owned(c) && !render.IsCompanion(c) {
+					obs.liveEnforcing[c.Labels[v1alpha1.LabelDevice]] = true
+				}
+			}
+		}
+		return obs.liveErr != nil || obs.liveEnforcing[name]
+	}
 }
 
 // Reconcile reconciles one device. During shutdown a failed step is not retried: a cancelled
@@ -111,7 +132,10 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	p, planErr := plan.Device(plan.Input{Device: dev, Policies: obs.policies, Namespaces: obs.namespaces,
-		Neighbours: obs.neighbours, LiveEnforcing: func(n string) bool { return obs.liveEnforcing[n] }, Widened: obs.widened, Now: now})
+		Neighbours: obs.neighbours, LiveEnforcing: r.enforcingLive(ctx, dev.Namespace, obs), Widened: obs.widened, Now: now})
+	if obs.liveErr != nil {
+		return ctrl.Result{}, obs.liveErr
+	}
 	var waiting []string
 	if planErr == nil && p.Enforced {
 		if waiting, err = r.companionsMissing(ctx, p, obs); err != nil {
@@ -214,12 +238,9 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 		return nil, fmt.Errorf("listing SegmentPolicies: %w", err)
 	}
 	obs.policies = policies.Items
-	var nss corev1.NamespaceList
-	if err := r.List(ctx, &nss, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing namespaces: %w", err)
-	}
-	for _, ns := range nss.Items {
-		obs.namespaces[ns.Name] = ns.Labels
+	var err error
+	if obs.namespaces, err = namespaceLabels(ctx, r.Client); err != nil {
+		return nil, err
 	}
 	var same v1alpha1.MedicalDeviceList
 	if err := r.List(ctx, &same, client.InNamespace(dev.Namespace), client.UnsafeDisableDeepCopy); err != nil {
@@ -256,16 +277,6 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 	}
 	if obs.live, err = r.liveObject(ctx, dev); err != nil {
 		return nil, err
-	}
-	var cnps ciliumv2.CiliumNetworkPolicyList
-	if err := r.List(ctx, &cnps, client.InNamespace(dev.Namespace), client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing medseg's CiliumNetworkPolicies in namespace %s: %w", dev.Namespace, err)
-	}
-	obs.liveEnforcing = map[string]bool{}
-	for i := range cnps.Items {
-		if c := &cnps.Items[i]; ownedByMedseg(c) && !render.IsCompanion(c) {
-			obs.liveEnforcing[c.Labels[v1alpha1.LabelDevice]] = true
-		}
 	}
 	return obs, nil
 }
@@ -310,7 +321,7 @@ func (r *MedicalDeviceReconciler) liveObject(ctx context.Context, dev *v1alpha1.
 		}
 		return nil, fmt.Errorf("reading CiliumNetworkPolicy %s: %w", key, err)
 	}
-	if !ownedByMedseg(&cnp) || cnp.Labels[v1alpha1.LabelDevice] != dev.Name {
+	if !render.Owned(&cnp) || cnp.Labels[v1alpha1.LabelDevice] != dev.Name {
 		return nil, nil
 	}
 	return &cnp, nil
@@ -354,30 +365,17 @@ func (r *MedicalDeviceReconciler) companionsMissing(ctx context.Context, p *plan
 // foreignPolicies finds the policies medseg does not own that select the device's gateway or
 // open its addresses (internal/drift), from the cache.
 func (r *MedicalDeviceReconciler) foreignPolicies(ctx context.Context, dev *v1alpha1.MedicalDevice, obs *observed, gatewayLabels []map[string]string) ([]drift.Finding, error) {
-	var pols drift.Policies
-	// Read-only lists from the cache: no deep copies; only the policies medseg does not own.
-	var cnps ciliumv2.CiliumNetworkPolicyList
-	if err := r.List(ctx, &cnps, client.MatchingFields{indexForeign: "true"}, client.UnsafeDisableDeepCopy); err != nil {
+	pols, err := networkPolicies(ctx, r.Client, true)
+	if err != nil {
 		return nil, err
 	}
-	var ccnps ciliumv2.CiliumClusterwideNetworkPolicyList
-	if err := r.List(ctx, &ccnps, client.MatchingFields{indexForeign: "true"}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	var nps networkingv1.NetworkPolicyList
-	if err := r.List(ctx, &nps, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	pols.CNPs, pols.CCNPs, pols.NetworkPolicies = cnps.Items, ccnps.Items, nps.Items
 	pols.OwnedGuards = map[string]types.UID{}
 	var nets []netip.Prefix
-	for _, p := range obs.policies {
+	for i := range obs.policies {
+		p := &obs.policies[i]
 		pols.OwnedGuards[render.GuardObjectName(p.Name)] = p.UID
-		for _, n := range p.Spec.DeviceNetworks {
-			if pfx, err := netip.ParsePrefix(n); err == nil {
-				nets = append(nets, pfx.Masked())
-			}
-		}
+		pn, _ := render.DeviceNetworks(p) // an invalid policy is reported on the policy
+		nets = append(nets, pn...)
 	}
 	d := drift.Device{
 		Namespace: dev.Namespace, Name: dev.Name, UID: dev.UID,

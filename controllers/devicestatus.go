@@ -284,17 +284,17 @@ func driftOf(old *v1alpha1.MedicalDeviceStatus, f deviceFacts) *v1alpha1.DriftSt
 	return ds
 }
 
-// deviceEvent is one Event to emit.
-type deviceEvent struct {
+// statusEvent is one Event to emit, derived from a status transition.
+type statusEvent struct {
 	Type, Reason, Message string
 }
 
 // deviceEvents derives the Events of a reconcile from the old and the new status: transitions
 // only, so a resync that changes nothing is silent.
-func deviceEvents(old, cur *v1alpha1.MedicalDeviceStatus, now time.Time) []deviceEvent {
-	var out []deviceEvent
+func deviceEvents(old, cur *v1alpha1.MedicalDeviceStatus, now time.Time) []statusEvent {
+	var out []statusEvent
 	ev := func(typ, reason, format string, args ...any) {
-		out = append(out, deviceEvent{Type: typ, Reason: reason, Message: fmt.Sprintf(format, args...)})
+		out = append(out, statusEvent{Type: typ, Reason: reason, Message: fmt.Sprintf(format, args...)})
 	}
 	if old.Risk != nil && cur.Risk != nil && old.Risk.Priority != cur.Risk.Priority {
 		ev(corev1.EventTypeNormal, v1alpha1.EventPriorityChanged, "SSVC priority %s → %s: %s", old.Risk.Priority, cur.Risk.Priority, cur.Risk.Summary)
@@ -351,8 +351,8 @@ func repairs(s *v1alpha1.MedicalDeviceStatus) int64 {
 // accessEvents reports access grants that opened a flow (AccessGranted) and flows whose grant
 // no longer opens them (AccessEnded: the window closed, the grant was withdrawn or the mode
 // tightened).
-func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []deviceEvent {
-	var out []deviceEvent
+func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []statusEvent {
+	var out []statusEvent
 	grants := func(s *v1alpha1.SegmentationStatus) map[string]bool {
 		m := map[string]bool{}
 		for _, g := range s.ActiveGrantsOrEmpty() {
@@ -363,7 +363,7 @@ func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []
 	before, after := grants(oldSeg), grants(curSeg)
 	for _, g := range curSeg.ActiveGrantsOrEmpty() {
 		if !before[g.Name+"/"+g.Flow] {
-			out = append(out, deviceEvent{corev1.EventTypeNormal, v1alpha1.EventAccessGranted, fmt.Sprintf(
+			out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventAccessGranted, fmt.Sprintf(
 				"access grant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, g.Ticket, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))})
 		}
 	}
@@ -375,7 +375,7 @@ func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []
 		if !now.Before(g.NotAfter.Time) {
 			why = "the window ended at " + g.NotAfter.UTC().Format(time.RFC3339)
 		}
-		out = append(out, deviceEvent{corev1.EventTypeNormal, v1alpha1.EventAccessEnded, fmt.Sprintf("access grant %s no longer opens flow %s: %s", g.Name, g.Flow, why)})
+		out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventAccessEnded, fmt.Sprintf("access grant %s no longer opens flow %s: %s", g.Name, g.Flow, why)})
 	}
 	return out
 }

@@ -2,8 +2,9 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,19 +46,10 @@ const (
 )
 
 func foreignIndex(o client.Object) []string {
-	if ownedByMedseg(o) {
+	if render.Owned(o) {
 		return nil
 	}
 	return []string{"true"}
-}
-
-// ownedByMedseg: the managed-by label and a controller reference into medseg.io.
-func ownedByMedseg(o client.Object) bool {
-	if o.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
-		return false
-	}
-	ref := metav1.GetControllerOf(o)
-	return ref != nil && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/")
 }
 
 // Options tune the controllers.
@@ -123,28 +116,31 @@ func (r *MedicalDeviceReconciler) devicesOfPolicy(ctx context.Context, o client.
 	pol := o.(*v1alpha1.SegmentPolicy)
 	seen := map[types.NamespacedName]bool{}
 	var governed v1alpha1.MedicalDeviceList
-	if err := r.List(ctx, &governed, client.MatchingFields{indexPolicy: pol.Name}); err == nil {
-		for _, d := range governed.Items {
-			seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
-		}
+	if err := r.List(ctx, &governed, client.MatchingFields{indexPolicy: pol.Name}); err != nil {
+		logMapError(ctx, err, "listing the MedicalDevices of SegmentPolicy "+pol.Name)
+	}
+	for _, d := range governed.Items {
+		seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
 	}
 	devSel, err1 := render.SelectorOrEverything(pol.Spec.DeviceSelector)
 	nsSel, err2 := render.SelectorOrEverything(pol.Spec.NamespaceSelector)
 	if err1 == nil && err2 == nil {
 		var nss corev1.NamespaceList
-		if err := r.List(ctx, &nss, client.MatchingLabelsSelector{Selector: nsSel}); err == nil {
-			for _, ns := range nss.Items {
-				var devs v1alpha1.MedicalDeviceList
-				if err := r.List(ctx, &devs, client.InNamespace(ns.Name), client.MatchingLabelsSelector{Selector: devSel}); err != nil {
-					continue
-				}
-				for _, d := range devs.Items {
-					seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
-				}
+		if err := r.List(ctx, &nss, client.MatchingLabelsSelector{Selector: nsSel}); err != nil {
+			logMapError(ctx, err, "listing the namespaces SegmentPolicy "+pol.Name+" selects")
+		}
+		for _, ns := range nss.Items {
+			var devs v1alpha1.MedicalDeviceList
+			if err := r.List(ctx, &devs, client.InNamespace(ns.Name), client.MatchingLabelsSelector{Selector: devSel}); err != nil {
+				logMapError(ctx, err, "listing the MedicalDevices of namespace "+ns.Name)
+				continue
+			}
+			for _, d := range devs.Items {
+				seen[types.NamespacedName{Namespace: d.Namespace, Name: d.Name}] = true
 			}
 		}
 	} else {
-		log.FromContext(ctx).Info("SegmentPolicy has an invalid selector", "policy", pol.Name)
+		logMapError(ctx, errors.Join(err1, err2), "reading the selectors of SegmentPolicy "+pol.Name)
 	}
 	// Unenforced devices that share gateway pods with this policy's devices must learn of its
 	// enforcement (they write or drop their allow-only policies), so every device in the
@@ -191,6 +187,7 @@ func (r *MedicalDeviceReconciler) devicesConcernedBy(ctx context.Context, o clie
 	}
 	var devs v1alpha1.MedicalDeviceList
 	if err := r.List(ctx, &devs); err != nil {
+		logMapError(ctx, err, "listing MedicalDevices")
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(devs.Items))
@@ -218,7 +215,7 @@ func namesCIDRs(spec *policyapi.Rule, specs policyapi.Rules) bool {
 // notOwnedByMedseg drops events of medseg's own policies (managed-by label and a controller
 // reference into medseg.io); Owns watches handle those.
 func notOwnedByMedseg() predicate.Predicate {
-	return predicate.NewPredicateFuncs(func(o client.Object) bool { return !ownedByMedseg(o) })
+	return predicate.NewPredicateFuncs(func(o client.Object) bool { return !render.Owned(o) })
 }
 
 func (r *MedicalDeviceReconciler) devicesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
@@ -228,6 +225,7 @@ func (r *MedicalDeviceReconciler) devicesInNamespace(ctx context.Context, o clie
 	}
 	var devs v1alpha1.MedicalDeviceList
 	if err := r.List(ctx, &devs, client.InNamespace(ns)); err != nil {
+		logMapError(ctx, err, "listing the MedicalDevices of namespace "+ns)
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(devs.Items))
@@ -287,7 +285,7 @@ func (a addressPeers) Create(ctx context.Context, e event.CreateEvent, q workque
 
 func (a addressPeers) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	o, n := e.ObjectOld.(*v1alpha1.MedicalDevice), e.ObjectNew.(*v1alpha1.MedicalDevice)
-	if o != nil && n != nil && equalStrings(o.Spec.Network.Addresses, n.Spec.Network.Addresses) {
+	if o != nil && n != nil && slices.Equal(o.Spec.Network.Addresses, n.Spec.Network.Addresses) {
 		return
 	}
 	a.enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
@@ -365,7 +363,7 @@ func (gatewayNeighbours) Generic(context.Context, event.GenericEvent, workqueue.
 func enforcingChanged() predicate.Predicate {
 	enforcing := func(o client.Object) bool {
 		c, ok := o.(*ciliumv2.CiliumNetworkPolicy)
-		return ok && ownedByMedseg(c) && !render.IsCompanion(c)
+		return ok && render.Owned(c) && !render.IsCompanion(c)
 	}
 	return predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return false },
@@ -428,48 +426,6 @@ func (l *rateLimitedLog) log(ctx context.Context, err error, what string) {
 	log.FromContext(ctx).Error(err, "a watch event could not be mapped to reconciles; they wait for the next event or resync", "while", what)
 }
 
-// delayed is a map function whose requests are added after a delay, so the delaying queue
-// coalesces a burst of events into one reconcile per request.
-type delayed struct {
-	fn    func(context.Context, client.Object) []reconcile.Request
-	delay time.Duration
-}
-
-func (d delayed) add(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
-	for _, o := range objs {
-		for _, req := range d.fn(ctx, o) {
-			q.AddAfter(req, d.delay)
-		}
-	}
-}
-
-func (d delayed) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	d.add(ctx, q, e.Object)
-}
-
-func (d delayed) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	d.add(ctx, q, e.ObjectNew)
-}
-
-func (d delayed) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	d.add(ctx, q, e.Object)
-}
-
-func (d delayed) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // SetupWithManager wires the policy reconciler: its guard (drift) and the devices it governs
 // (for the counts in status).
 func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
@@ -477,7 +433,7 @@ func (r *SegmentPolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Named("segmentpolicy").
 		For(&v1alpha1.SegmentPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&ciliumv2.CiliumClusterwideNetworkPolicy{}).
-		Watches(&v1alpha1.MedicalDevice{}, delayed{r.recountAll, recountDelay}, builder.WithPredicates(deviceSummaryChanged())).
+		Watches(&v1alpha1.MedicalDevice{}, policiesOfDevice{r}, builder.WithPredicates(deviceSummaryChanged())).
 		// Flatness depends on every pod and every policy in the cluster.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.OnlyMetadata, builder.WithPredicates(podLabelsChanged())).
 		Watches(&ciliumv2.CiliumNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allPolicies), builder.WithPredicates(notOwnedByMedseg())).
@@ -498,9 +454,12 @@ const recountDelay = 2 * time.Second
 // is reported until the flow appears) and the policy in place (which claimant of a contested
 // address medseg enforces, and ungoverned devices whose last enforced policy is kept).
 func deviceSummaryChanged() predicate.Predicate {
-	summary := func(o client.Object) [6]string {
+	summary := func(o client.Object) [7]string {
 		d := o.(*v1alpha1.MedicalDevice)
-		var s [6]string
+		var s [7]string
+		if c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionSegmented); c != nil {
+			s[6] = c.Reason
+		}
 		if seg := d.Status.Segmentation; seg != nil {
 			s[0], s[1] = seg.Policy, string(seg.Mode)
 			for _, a := range seg.AppliedObjects {
@@ -519,27 +478,69 @@ func deviceSummaryChanged() predicate.Predicate {
 	}
 }
 
-// recountAll enqueues every SegmentPolicy after recountDelay: a device change can move devices
-// between policies, change a guard's members or a policy's counts. Policies are few, and the
-// delaying queue coalesces a burst (a cold start, a KEV update touching thousands of devices)
-// into one reconcile per policy.
-func (r *SegmentPolicyReconciler) recountAll(ctx context.Context, _ client.Object) []reconcile.Request {
+// policiesOfDevice enqueues SegmentPolicies after recountDelay, so the delaying queue coalesces
+// a burst (a cold start, a KEV update touching thousands of devices) into one reconcile per
+// policy. A change that can move a device between policies or change a guard's members (a
+// device created or deleted, its spec or labels changed, an address conflict, a policy kept in
+// place for an ungoverned device) enqueues every policy; policies are few. A status change
+// (mode, priority, what is applied) only concerns the policies the device names, before and
+// after.
+type policiesOfDevice struct{ r *SegmentPolicyReconciler }
+
+func (h policiesOfDevice) all(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	var pols v1alpha1.SegmentPolicyList
-	if err := r.List(ctx, &pols); err != nil {
+	if err := h.r.List(ctx, &pols); err != nil {
 		logMapError(ctx, err, "listing SegmentPolicies")
-		return nil
+		return
 	}
-	out := make([]reconcile.Request, 0, len(pols.Items))
 	for _, p := range pols.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+		q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}}, recountDelay)
 	}
-	return out
+}
+
+func (h policiesOfDevice) named(q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	for _, o := range objs {
+		if d, ok := o.(*v1alpha1.MedicalDevice); ok && d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Status.Segmentation.Policy}}, recountDelay)
+		}
+	}
+}
+
+// concernsGuards: a device whose conflict or kept policy decides a guard's members.
+func concernsGuards(o client.Object) bool {
+	d, ok := o.(*v1alpha1.MedicalDevice)
+	if !ok {
+		return false
+	}
+	c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionSegmented)
+	return c != nil && (c.Reason == v1alpha1.ReasonAddressConflict || c.Reason == v1alpha1.ReasonNoSegmentPolicy)
+}
+
+func (h policiesOfDevice) Create(ctx context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.all(ctx, q)
+}
+
+func (h policiesOfDevice) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() || !labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+		concernsGuards(e.ObjectOld) || concernsGuards(e.ObjectNew) {
+		h.all(ctx, q)
+		return
+	}
+	h.named(q, e.ObjectOld, e.ObjectNew)
+}
+
+func (h policiesOfDevice) Delete(ctx context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.all(ctx, q)
+}
+
+func (policiesOfDevice) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 }
 
 // allPolicies enqueues every SegmentPolicy.
 func (r *SegmentPolicyReconciler) allPolicies(ctx context.Context, _ client.Object) []reconcile.Request {
 	var pols v1alpha1.SegmentPolicyList
 	if err := r.List(ctx, &pols); err != nil {
+		logMapError(ctx, err, "listing SegmentPolicies")
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(pols.Items))

@@ -49,8 +49,6 @@ const (
 	ReasonAssessed = "Assessed"
 	// ReasonInvalidInput: an input could not be used (e.g. an unparsable policy field).
 	ReasonInvalidInput = "InvalidInput"
-	// ReasonProgressing: medseg is applying changes.
-	ReasonProgressing = "Progressing"
 	// ReasonAddressOutsideDeviceNetworks: a device address lies outside the governing policy's
 	// deviceNetworks, so the guard does not fence it from ordinary pods.
 	ReasonAddressOutsideDeviceNetworks = "AddressOutsideDeviceNetworks"

@@ -248,9 +248,6 @@ var invalidCases = []invalidCase{
 	policyCase("priority above 1000", "spec.priority", "less than or equal to 1000", func(p *v1alpha1.SegmentPolicy) { p.Spec.Priority = 5000 }),
 }
 
-// InvalidCases exposes the table to the offline validator's parity test.
-func InvalidCases() []invalidCase { return invalidCases }
-
 // TestInvalidObjectsAreRejected holds every validation rule against the real API server: the
 // object must be rejected and the error must name the field and the problem.
 func TestInvalidObjectsAreRejected(t *testing.T) {

@@ -1,5 +1,6 @@
-// Command kubectl-medseg is medseg's kubectl plugin: offline render and assess for GitOps CI and
-// auditors.
+// Command kubectl-medseg is medseg's kubectl plugin. The commands live in internal/cli: offline
+// ones on files (render, assess, report -f) for GitOps CI and auditors, online ones on the live
+// cluster (audit, explain, commission, report).
 package main
 
 import (

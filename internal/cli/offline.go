@@ -47,7 +47,7 @@ func Load(paths []string, stdin io.Reader) (*Inputs, error) {
 	for _, o := range objs {
 		u := o.Object
 		gvk := u.GroupVersionKind()
-		id := fmt.Sprintf("%s: %s %s", o.Source, gvk.Kind, qualified(u.GetNamespace(), u.GetName()))
+		id := fmt.Sprintf("%s: %s %s", o.Source, gvk.Kind, v1alpha1.Qualified(u.GetNamespace(), u.GetName()))
 		switch {
 		case gvk == namespaceGVK:
 			var ns corev1.Namespace
@@ -87,7 +87,7 @@ func Load(paths []string, stdin io.Reader) (*Inputs, error) {
 		return nil, fmt.Errorf("invalid input:\n  %s", strings.Join(problems, "\n  "))
 	}
 	sort.Slice(in.Devices, func(i, j int) bool {
-		return qualified(in.Devices[i].Namespace, in.Devices[i].Name) < qualified(in.Devices[j].Namespace, in.Devices[j].Name)
+		return v1alpha1.Qualified(in.Devices[i].Namespace, in.Devices[i].Name) < v1alpha1.Qualified(in.Devices[j].Namespace, in.Devices[j].Name)
 	})
 	sort.Slice(in.Policies, func(i, j int) bool { return in.Policies[i].Name < in.Policies[j].Name })
 	seen := map[string]bool{}
@@ -98,13 +98,6 @@ func Load(paths []string, stdin io.Reader) (*Inputs, error) {
 		}
 	}
 	return in, nil
-}
-
-func qualified(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return ns + "/" + name
 }
 
 // Plans plans every device.

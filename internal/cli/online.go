@@ -53,7 +53,7 @@ type AuditReport struct {
 func BuildAudit(devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy) AuditReport {
 	r := AuditReport{Passed: true, Devices: []DeviceAudit{}, Policies: []PolicyAudit{}}
 	sort.Slice(devs, func(i, j int) bool {
-		return qualified(devs[i].Namespace, devs[i].Name) < qualified(devs[j].Namespace, devs[j].Name)
+		return v1alpha1.Qualified(devs[i].Namespace, devs[i].Name) < v1alpha1.Qualified(devs[j].Namespace, devs[j].Name)
 	})
 	for _, d := range devs {
 		a := DeviceAudit{Namespace: d.Namespace, Name: d.Name, Reason: "NotReconciled"}
@@ -206,7 +206,7 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 			p("  blocked flow %s (%s): %s", b.Name, b.Reason, b.Message)
 		}
 		for _, o := range s.AppliedObjects {
-			p("  applied %s %s (%s)", o.Kind, qualified(o.Namespace, o.Name), o.Hash)
+			p("  applied %s %s (%s)", o.Kind, v1alpha1.Qualified(o.Namespace, o.Name), o.Hash)
 		}
 	}
 	p("\nConditions:")
@@ -222,7 +222,7 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 			if f.Widens {
 				verdict = "WIDENS ACCESS"
 			}
-			p("  %s %s %s: %s", verdict, f.Kind, qualified(f.Namespace, f.Name), f.Reason)
+			p("  %s %s %s: %s", verdict, f.Kind, v1alpha1.Qualified(f.Namespace, f.Name), f.Reason)
 		}
 	}
 	if len(d.Status.History) > 0 {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -152,7 +151,7 @@ func (s *story) hospital() error {
 		if err := s.apply(u.DeepCopy()); err != nil {
 			return fmt.Errorf("applying %s: %w", o.Source, err)
 		}
-		s.say("created %s %s", u.GetKind(), qualified(u.GetNamespace(), u.GetName()))
+		s.say("created %s %s", u.GetKind(), v1alpha1.Qualified(u.GetNamespace(), u.GetName()))
 		if u.GetKind() == "MedicalDevice" {
 			devices = append(devices, types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
 		}
@@ -693,11 +692,4 @@ func (s *story) exception() error {
 	}
 	fmt.Fprintln(s.Out, "\n   $ kubectl get mdev -A")
 	return s.deviceTable()
-}
-
-func qualified(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return filepath.Join(ns, name)
 }

@@ -47,15 +47,15 @@ func Reachable(pod Pod, addr netip.Addr, port int, proto string, p Policies) Ver
 			}
 			for _, d := range r.EgressDeny {
 				if coversEntityOrCIDR(d.ToEntities, cidrsWithExcept(d.ToCIDR, d.ToCIDRSet), addr) && portsCover(d.ToPorts, port, proto, true) {
-					return &Verdict{Allowed: false, Reason: fmt.Sprintf("denied by %s %s", kind, qualified(ns, name))}
+					return &Verdict{Allowed: false, Reason: fmt.Sprintf("denied by %s %s", kind, v1alpha1.Qualified(ns, name))}
 				}
 			}
 			if (len(r.Egress) > 0 || len(r.EgressDeny) > 0) && (r.EnableDefaultDeny.Egress == nil || *r.EnableDefaultDeny.Egress) && defaultDeny == "" {
-				defaultDeny = fmt.Sprintf("%s %s", kind, qualified(ns, name))
+				defaultDeny = fmt.Sprintf("%s %s", kind, v1alpha1.Qualified(ns, name))
 			}
 			for _, a := range r.Egress {
 				if allowedBy == "" && coversEntityOrCIDR(a.ToEntities, cidrsWithExcept(a.ToCIDR, a.ToCIDRSet), addr) && portRulesCover(a.ToPorts, port, proto) {
-					allowedBy = fmt.Sprintf("allowed by %s %s", kind, qualified(ns, name))
+					allowedBy = fmt.Sprintf("allowed by %s %s", kind, v1alpha1.Qualified(ns, name))
 				}
 			}
 		}
@@ -89,10 +89,10 @@ func Reachable(pod Pod, addr netip.Addr, port int, proto string, p Policies) Ver
 			continue
 		}
 		if defaultDeny == "" {
-			defaultDeny = KindNetworkPolicy + " " + qualified(np.Namespace, np.Name)
+			defaultDeny = KindNetworkPolicy + " " + v1alpha1.Qualified(np.Namespace, np.Name)
 		}
 		if allowedBy == "" && npEgressAllows(np, addr, port, proto) {
-			allowedBy = fmt.Sprintf("allowed by %s %s", KindNetworkPolicy, qualified(np.Namespace, np.Name))
+			allowedBy = fmt.Sprintf("allowed by %s %s", KindNetworkPolicy, v1alpha1.Qualified(np.Namespace, np.Name))
 		}
 	}
 	switch {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/render"
 )
 
 // Kinds of policy the analysis reads.
@@ -67,8 +68,8 @@ func ForDevice(d Device, p Policies, deviceNetworks []netip.Prefix) []Finding {
 	var out []Finding
 	for i := range p.CNPs {
 		c := &p.CNPs[i]
-		if ownedCNP(c, d) || isMedsegManaged(c.Labels) && ownedByAnyDevice(c) {
-			continue
+		if render.Owned(c) {
+			continue // medseg's policy for this or another device: its rules are medseg's
 		}
 		if f, ok := judgeCilium(KindCNP, c.Namespace, c.Name, rulesOf(c.Spec, c.Specs), scope{namespace: c.Namespace}, d, deviceNetworks); ok {
 			out = append(out, f)
@@ -76,8 +77,8 @@ func ForDevice(d Device, p Policies, deviceNetworks []netip.Prefix) []Finding {
 	}
 	for i := range p.CCNPs {
 		c := &p.CCNPs[i]
-		if uid, ok := p.OwnedGuards[c.Name]; ok && isMedsegManaged(c.Labels) && controllerUID(c.OwnerReferences) == uid {
-			continue
+		if ref, ok := render.Owner(c); ok && ref.UID == p.OwnedGuards[c.Name] {
+			continue // the guard of an existing SegmentPolicy
 		}
 		if f, ok := judgeCilium(KindCCNP, "", c.Name, rulesOf(c.Spec, c.Specs), scope{}, d, deviceNetworks); ok {
 			out = append(out, f)
@@ -97,42 +98,10 @@ func Widening(fs []Finding) string {
 	var parts []string
 	for _, f := range fs {
 		if f.Widens {
-			parts = append(parts, fmt.Sprintf("%s %s %s", f.Kind, qualified(f.Namespace, f.Name), f.Reason))
+			parts = append(parts, fmt.Sprintf("%s %s %s", f.Kind, v1alpha1.Qualified(f.Namespace, f.Name), f.Reason))
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-func qualified(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return ns + "/" + name
-}
-
-func isMedsegManaged(l map[string]string) bool {
-	return l[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue
-}
-
-// ownedCNP: medseg's own policy for this device (name, managed-by label, controller UID).
-func ownedCNP(c *ciliumv2.CiliumNetworkPolicy, d Device) bool {
-	return c.Namespace == d.Namespace && c.Name == "medseg-"+d.Name && isMedsegManaged(c.Labels) && controllerUID(c.OwnerReferences) == d.UID
-}
-
-// ownedByAnyDevice: a medseg CNP for another device (controlled by a MedicalDevice whose name
-// matches the policy name). Its rules were rendered by medseg for that device.
-func ownedByAnyDevice(c *ciliumv2.CiliumNetworkPolicy) bool {
-	ref := metav1.GetControllerOf(c)
-	return ref != nil && ref.Kind == "MedicalDevice" && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") && c.Name == "medseg-"+ref.Name
-}
-
-func controllerUID(refs []metav1.OwnerReference) types.UID {
-	for _, r := range refs {
-		if r.Controller != nil && *r.Controller {
-			return r.UID
-		}
-	}
-	return ""
 }
 
 func rulesOf(spec *policyapi.Rule, specs policyapi.Rules) []*policyapi.Rule {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/render"
@@ -92,10 +93,17 @@ func (h Hospital) live(ref v1alpha1.ObjectRef) *ciliumv2.CiliumNetworkPolicy {
 func GuardMembers(p *v1alpha1.SegmentPolicy, h Hospital) []render.GatewayMember {
 	gov := NewGovernors(h.Policies, h.Namespaces)
 	claims := ClaimsOf(h.Devices)
+	valid := map[string]bool{} // by gateway selector: hospitals front many devices with few
 	var out []render.GatewayMember
 	for _, d := range h.Devices {
 		ref := v1alpha1.ObjectRef{Namespace: d.Namespace, Name: d.Name}
-		if render.ValidGateway(d) != nil {
+		k := selectorKey(d.Spec.Gateway.PodSelector)
+		ok, seen := valid[k]
+		if !seen {
+			ok = render.ValidGateway(d) == nil
+			valid[k] = ok
+		}
+		if !ok {
 			continue // reported InvalidInput; nothing opens for it
 		}
 		var live *ciliumv2.CiliumNetworkPolicy
@@ -142,6 +150,15 @@ func Devices(items []v1alpha1.MedicalDevice) []*v1alpha1.MedicalDevice {
 
 func sortNeighbours(ns []Neighbour) {
 	sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+}
+
+// selectorKey identifies a label selector.
+func selectorKey(s metav1.LabelSelector) string {
+	k := labelsKey(s.MatchLabels)
+	for _, r := range s.MatchExpressions {
+		k += "\x01" + r.Key + "\x00" + string(r.Operator) + "\x00" + strings.Join(r.Values, "\x00")
+	}
+	return k
 }
 
 func labelsKey(l map[string]string) string {

@@ -49,9 +49,9 @@ type GatewayMember struct {
 // meets every requirement of the device's gateway selector: exactly the pods the device's own
 // policy selects. Denies win over allows in Cilium, so no later rule reopens the rest.
 func Guard(p *v1alpha1.SegmentPolicy, members []GatewayMember) (*ciliumv2.CiliumClusterwideNetworkPolicy, error) {
-	nets, err := sortedPrefixes(p.Spec.DeviceNetworks)
+	nets, err := DeviceNetworks(p)
 	if err != nil {
-		return nil, fmt.Errorf("spec.deviceNetworks: %w", err)
+		return nil, err
 	}
 	off := policyapi.DefaultDenyConfig{Ingress: ptr.To(false), Egress: ptr.To(false)}
 	denyNets := []policyapi.EgressDenyRule{{EgressCommonRule: policyapi.EgressCommonRule{ToCIDR: cidrSlice(nets)}}}
@@ -273,34 +273,33 @@ func aggregate(addrs []netip.Addr, n netip.Prefix) []netip.Prefix {
 func aggregateAll(addrs []netip.Addr) []netip.Prefix { return mergeHosts(addrs, 0) }
 
 // mergeHosts merges host prefixes of the addresses into the minimal exact cover, never
-// merging above minBits.
+// merging above minBits: the addresses are sorted, and a stack merges the two prefixes on top
+// while they are the two halves of one parent (the classic single-pass CIDR aggregation).
 func mergeHosts(addrs []netip.Addr, minBits int) []netip.Prefix {
-	set := map[netip.Prefix]bool{}
+	hosts := make([]netip.Prefix, 0, len(addrs))
 	for _, a := range addrs {
-		set[netip.PrefixFrom(a, a.BitLen())] = true
+		hosts = append(hosts, netip.PrefixFrom(a, a.BitLen()))
 	}
-	for changed := true; changed; {
-		changed = false
-		for p := range set {
-			if p.Bits() <= minBits || p.Bits() == 0 || !set[p] {
-				continue
+	sortPrefixesInPlace(hosts)
+	stack := make([]netip.Prefix, 0, len(hosts))
+	for i, h := range hosts {
+		if i > 0 && h == hosts[i-1] {
+			continue
+		}
+		stack = append(stack, h)
+		for len(stack) >= 2 {
+			hi, lo := stack[len(stack)-1], stack[len(stack)-2]
+			if hi.Bits() != lo.Bits() || hi.Bits() <= minBits || hi.Addr().Is4() != lo.Addr().Is4() {
+				break
 			}
-			parent, _ := p.Addr().Prefix(p.Bits() - 1)
-			sibling := sibling(p, parent)
-			if set[sibling] {
-				delete(set, p)
-				delete(set, sibling)
-				set[parent] = true
-				changed = true
+			parent, _ := lo.Addr().Prefix(lo.Bits() - 1)
+			if parent.Addr() != lo.Addr() || sibling(lo, parent) != hi {
+				break
 			}
+			stack = append(stack[:len(stack)-2], parent)
 		}
 	}
-	out := make([]netip.Prefix, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	sortPrefixesInPlace(out)
-	return out
+	return stack
 }
 
 // sibling is the other half of parent next to p.

@@ -18,6 +18,19 @@ import (
 // An unparsable selector overlaps nothing (such a device is reported InvalidInput and renders
 // nothing).
 func GatewaysOverlap(a, b metav1.LabelSelector) bool {
+	if len(a.MatchExpressions) == 0 && len(b.MatchExpressions) == 0 {
+		// The common case, label equality only: they overlap unless one key needs two values.
+		for k, v := range a.MatchLabels {
+			if w, ok := b.MatchLabels[k]; ok && w != v {
+				return false
+			}
+		}
+		gatewayOK := func(s metav1.LabelSelector) bool {
+			v, ok := s.MatchLabels[v1alpha1.LabelGateway]
+			return !ok || v == "true"
+		}
+		return gatewayOK(a) && gatewayOK(b)
+	}
 	c := map[string]*keyConstraint{}
 	add := func(s metav1.LabelSelector) bool {
 		if _, err := metav1.LabelSelectorAsSelector(&s); err != nil {

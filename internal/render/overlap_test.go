@@ -37,6 +37,7 @@ func TestGatewaysOverlap(t *testing.T) {
 			metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{req("role", metav1.LabelSelectorOpNotIn, "x")}}, true},
 		{"a selector excluding the gateway label selects no gateway", *sel("app", "a"),
 			metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{req(v1alpha1.LabelGateway, metav1.LabelSelectorOpDoesNotExist)}}, false},
+		{"a selector asking medseg.io/gateway=false selects no gateway", *sel("app", "a"), *sel("app", "a", v1alpha1.LabelGateway, "false"), false},
 		{"an invalid selector overlaps nothing", *sel("app", "a"),
 			metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{req("app", "Near", "a")}}, false},
 	}

@@ -482,6 +482,17 @@ func hostPrefixes(addrs []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// DeviceNetworks parses a SegmentPolicy's deviceNetworks: the one parser the guard, the
+// flatness audit and the foreign-policy analysis share. The networks come back masked and
+// sorted; a /0 is an error (the API rejects it; files read offline may not have been checked).
+func DeviceNetworks(p *v1alpha1.SegmentPolicy) ([]netip.Prefix, error) {
+	nets, err := sortedPrefixes(p.Spec.DeviceNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("SegmentPolicy %s: spec.deviceNetworks: %w", p.Name, err)
+	}
+	return nets, nil
+}
+
 func sortedPrefixes(cidrs []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(cidrs))
 	for _, c := range cidrs {

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -523,5 +524,39 @@ func BenchmarkRender10000Devices(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// BenchmarkGuard10000Devices renders the guard of one policy enforcing 10,000 devices in 100
+// namespaces behind 10 gateway selectors (the layout of test/bench), with addresses
+// interleaved across namespaces (no two consecutive addresses in one namespace: the worst case
+// for the per-namespace exceptions) and with each namespace's devices on a contiguous range
+// (the usual DHCP reservation per care area). It reports the guard's size.
+func BenchmarkGuard10000Devices(b *testing.B) {
+	p := criticalCare()
+	p.Spec.DeviceNetworks = []string{"10.64.0.0/10"}
+	for _, layout := range []string{"interleaved", "contiguous"} {
+		b.Run(layout, func(b *testing.B) {
+			members := make([]GatewayMember, 10000)
+			for i := range members {
+				ns, idx := i%100, i
+				if layout == "contiguous" {
+					ns, idx = i/100, i
+				}
+				addr := netip.MustParseAddr(fmt.Sprintf("10.%d.%d.%d", 64+idx/65025, (idx/255)%255, idx%255+1))
+				members[i] = GatewayMember{Namespace: fmt.Sprintf("ward-%03d", ns), Gateway: *sel("app", fmt.Sprintf("gw-%d", (i/100)%10)), Addresses: []netip.Addr{addr}}
+			}
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				g, err := Guard(p, members)
+				if err != nil {
+					b.Fatal(err)
+				}
+				raw, _ := json.Marshal(g)
+				size = len(raw)
+			}
+			b.ReportMetric(float64(size), "guard-bytes")
+		})
 	}
 }

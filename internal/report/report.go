@@ -211,7 +211,7 @@ func Build(in Input) *Report {
 	}
 	devs := append([]v1alpha1.MedicalDevice(nil), in.Devices...)
 	sort.Slice(devs, func(i, j int) bool {
-		return ref(devs[i].Namespace, devs[i].Name) < ref(devs[j].Namespace, devs[j].Name)
+		return v1alpha1.Qualified(devs[i].Namespace, devs[i].Name) < v1alpha1.Qualified(devs[j].Namespace, devs[j].Name)
 	})
 	pols := append([]v1alpha1.SegmentPolicy(nil), in.Policies...)
 	sort.Slice(pols, func(i, j int) bool { return pols[i].Name < pols[j].Name })
@@ -324,7 +324,7 @@ func grantsOf(p v1alpha1.SegmentPolicy, devRef string, now time.Time) []Grant {
 func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now time.Time, offline bool) Device {
 	st := d.Status
 	out := Device{
-		Ref: ref(d.Namespace, d.Name), Namespace: d.Namespace, Name: d.Name,
+		Ref: v1alpha1.Qualified(d.Namespace, d.Name), Namespace: d.Namespace, Name: d.Name,
 		Manufacturer: d.Spec.Identity.Manufacturer, Model: d.Spec.Identity.Model, DeviceType: d.Spec.Identity.DeviceType,
 		Firmware: d.Spec.Identity.FirmwareVersion, SerialNumber: d.Spec.Identity.SerialNumber, CareArea: d.Spec.Clinical.CareArea,
 		SafetyImpact: string(d.Spec.Clinical.SafetyImpact), MissionImpact: string(d.Spec.Clinical.MissionImpact),
@@ -437,7 +437,7 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 			if f.Widens {
 				verdict = "WIDENS ACCESS"
 			}
-			out.ForeignPolicies = append(out.ForeignPolicies, fmt.Sprintf("%s %s %s: %s", verdict, f.Kind, ref(f.Namespace, f.Name), f.Reason))
+			out.ForeignPolicies = append(out.ForeignPolicies, fmt.Sprintf("%s %s %s: %s", verdict, f.Kind, v1alpha1.Qualified(f.Namespace, f.Name), f.Reason))
 		}
 	}
 	for _, h := range st.History {
@@ -529,13 +529,6 @@ func selector(s *metav1.LabelSelector) string {
 		return "(all)"
 	}
 	return sel.String()
-}
-
-func ref(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return ns + "/" + name
 }
 
 func orUnknown(s string) string {

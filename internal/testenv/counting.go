@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -113,7 +114,10 @@ func (w *countingClient) Patch(ctx context.Context, obj client.Object, patch cli
 
 func (w *countingClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
 	var named client.Object
-	if u, ok := obj.(interface{ GetName() *string }); ok && u.GetName() != nil {
+	if u, ok := obj.(interface{ UnstructuredContent() map[string]any }); ok {
+		// client.ApplyConfigurationFromUnstructured, as medseg applies: count it by kind.
+		named = &unstructured.Unstructured{Object: u.UnstructuredContent()}
+	} else if u, ok := obj.(interface{ GetName() *string }); ok && u.GetName() != nil {
 		named = &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: *u.GetName()}}
 	}
 	if named != nil {

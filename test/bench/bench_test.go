@@ -67,15 +67,22 @@ type Result struct {
 	ColdStartBusyPercent  float64 `json:"coldStartBusyPercent"`
 	// DeviceBytes is one converged device as stored (JSON, managedFields included); StatusBytes
 	// its status; CNPBytes its CiliumNetworkPolicy.
-	DeviceBytes          int     `json:"deviceBytes"`
-	StatusBytes          int     `json:"statusBytes"`
-	CNPBytes             int     `json:"cnpBytes"`
-	ResyncWrites         int     `json:"resyncWrites"`
-	KEVDevices           int     `json:"kevDevices"`
-	KEVP50Seconds        float64 `json:"kevP50Seconds"`
-	KEVP99Seconds        float64 `json:"kevP99Seconds"`
-	KEVWritesPerDevice   float64 `json:"kevWritesPerChangedDevice"`
-	HeapMiBPer1000       float64 `json:"heapMiBPer1000Devices"`
+	DeviceBytes        int     `json:"deviceBytes"`
+	StatusBytes        int     `json:"statusBytes"`
+	CNPBytes           int     `json:"cnpBytes"`
+	ResyncWrites       int     `json:"resyncWrites"`
+	KEVDevices         int     `json:"kevDevices"`
+	KEVP50Seconds      float64 `json:"kevP50Seconds"`
+	KEVP99Seconds      float64 `json:"kevP99Seconds"`
+	KEVWritesPerDevice float64 `json:"kevWritesPerChangedDevice"`
+	HeapMiBPer1000     float64 `json:"heapMiBPer1000Devices"`
+	// Guards: each enforced SegmentPolicy's CCNP. GuardBytes and GuardSpecs are the largest,
+	// GuardWrites the guard writes of the cold start and of the KEV update (which changes no
+	// address or gateway selector, so it must write no guard).
+	GuardBytes           int     `json:"guardBytes"`
+	GuardSpecs           int     `json:"guardSpecs"`
+	GuardWrites          int     `json:"guardColdStartWrites"`
+	GuardKEVWrites       int     `json:"guardKEVWrites"`
 	HeapAfterConvergeMiB float64 `json:"heapAfterConvergeMiB"`
 }
 
@@ -203,6 +210,12 @@ func TestBench(t *testing.T) {
 	var sampleCNP ciliumv2.CiliumNetworkPolicy
 	must(t, c.Get(ctx, types.NamespacedName{Namespace: sample.Namespace, Name: "medseg-" + sample.Name}, &sampleCNP))
 	r.DeviceBytes, r.StatusBytes, r.CNPBytes = jsonSize(sample), jsonSize(sample.Status), jsonSize(sampleCNP)
+	var guards ciliumv2.CiliumClusterwideNetworkPolicyList
+	must(t, c.List(ctx, &guards))
+	for _, g := range guards.Items {
+		r.GuardBytes, r.GuardSpecs = max(r.GuardBytes, jsonSize(g)), max(r.GuardSpecs, len(g.Specs))
+	}
+	r.GuardWrites = counter.Get("apply CiliumClusterwideNetworkPolicy")
 	if os.Getenv("MEDSEG_BENCH_DEBUG") != "" {
 		raw, _ := json.MarshalIndent(sample, "", " ")
 		t.Logf("device %d bytes, status %d, CNP %d:\n%s", r.DeviceBytes, r.StatusBytes, r.CNPBytes, raw)
@@ -242,7 +255,7 @@ func TestBench(t *testing.T) {
 		must(t, c.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: "medseg-" + k.Name}, &cnp))
 		oldHash[k] = cnp.Annotations[v1alpha1.AnnotationContentHash]
 	}
-	writesBefore := counter.Writes()
+	writesBefore, guardsBefore := counter.Writes(), counter.Get("apply CiliumClusterwideNetworkPolicy")
 	appliedAt := make([]time.Time, len(changed))
 	parallel(len(changed), func(i int) {
 		k := changed[i]
@@ -270,6 +283,7 @@ func TestBench(t *testing.T) {
 	waitAll(t, wc, n, func(d *v1alpha1.MedicalDevice) bool { return d.Status.ObservedGeneration == d.Generation })
 	time.Sleep(time.Second)
 	r.KEVWritesPerDevice = float64(counter.Writes()-writesBefore) / float64(len(changed))
+	r.GuardKEVWrites = counter.Get("apply CiliumClusterwideNetworkPolicy") - guardsBefore
 	sort.Float64s(latencies)
 	r.KEVP50Seconds = latencies[len(latencies)/2]
 	r.KEVP99Seconds = latencies[min(len(latencies)-1, len(latencies)*99/100)]
@@ -284,6 +298,9 @@ func TestBench(t *testing.T) {
 	if r.ColdStartReconcilesPerDevice > 1.75 {
 		t.Errorf("a cold start reconciled each device %.2f times: are medseg's own CNP events dropped?", r.ColdStartReconcilesPerDevice)
 	}
+	if r.GuardKEVWrites != 0 {
+		t.Errorf("a KEV update (no address or gateway changed) rewrote guards %d times", r.GuardKEVWrites)
+	}
 	// One CNP write and one status write per changed device; allow a status write racing the CNP.
 	if r.KEVWritesPerDevice > 3 {
 		t.Errorf("the KEV update cost %.1f writes per changed device", r.KEVWritesPerDevice)
@@ -297,6 +314,7 @@ func report(t *testing.T, r Result) {
 	t.Logf("cold start until all Ready: %.1fs (%.0f%%; first reconcile after %.1fs); ratio %.2f to the CNP baseline, %.2f to the same writes; cold-start writes %d, reconciles per device %.2f",
 		r.ColdStartSeconds, r.ColdStartBusyPercent, r.FirstReconcileSeconds, r.ColdStartRatio, r.ColdStartSameWritesRatio, r.ColdStartWrites, r.ColdStartReconcilesPerDevice)
 	t.Logf("device %d bytes as stored (status %d), CNP %d bytes", r.DeviceBytes, r.StatusBytes, r.CNPBytes)
+	t.Logf("largest guard %d bytes, %d specs; guard writes: cold start %d, KEV update %d", r.GuardBytes, r.GuardSpecs, r.GuardWrites, r.GuardKEVWrites)
 	t.Logf("resync writes: %d; KEV on %d devices: p50 %.2fs p99 %.2fs, %.2f writes per changed device",
 		r.ResyncWrites, r.KEVDevices, r.KEVP50Seconds, r.KEVP99Seconds, r.KEVWritesPerDevice)
 	t.Logf("heap after convergence %.1f MiB, %.1f MiB per 1,000 devices", r.HeapAfterConvergeMiB, r.HeapMiBPer1000)

@@ -1,0 +1,256 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/drift"
+	"github.com/medseg/medseg/internal/render"
+)
+
+// This file is the SegmentPolicy's decisions, pure: what to do with its guard, what it counts,
+// how flat its networks are, which approvals cannot take effect, and its new status and Events.
+// The reconciler reads, calls these, writes the guard and the status.
+
+// guardIntent is what to do with the policy's guard.
+type guardIntent int
+
+const (
+	guardApply guardIntent = iota // write the rendered guard
+	guardPrune                    // Audit: remove medseg's guard
+	guardNone                     // the guard could not be rendered: nothing is written
+)
+
+// guardDecision is the guard to apply or prune, or why neither is possible.
+type guardDecision struct {
+	Intent guardIntent
+	Guard  *ciliumv2.CiliumClusterwideNetworkPolicy
+	Err    error
+	// Members counts the devices whose gateways the guard lets reach their addresses.
+	Members int
+}
+
+// decideGuard renders the guard of an enforced policy and prunes it in Audit.
+func decideGuard(pol *v1alpha1.SegmentPolicy, members []render.GatewayMember) guardDecision {
+	g, err := render.Guard(pol, members)
+	switch {
+	case err != nil:
+		return guardDecision{Intent: guardNone, Err: err}
+	case pol.Spec.Enforcement == v1alpha1.EnforcementEnforce:
+		return guardDecision{Intent: guardApply, Guard: g, Members: len(members)}
+	}
+	return guardDecision{Intent: guardPrune, Guard: g}
+}
+
+// deviceCounts are the policy's device counts, and the addresses that probe its flatness.
+type deviceCounts struct {
+	Devices    int32
+	Modes      v1alpha1.ModeCounts
+	Priorities v1alpha1.PriorityCounts
+	Addresses  []netip.Addr
+}
+
+// countDevices counts the devices a policy governs (those whose status names it) by mode and
+// priority.
+func countDevices(devs []v1alpha1.MedicalDevice) deviceCounts {
+	var c deviceCounts
+	for _, d := range devs {
+		c.Devices++
+		for _, a := range d.Spec.Network.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				c.Addresses = append(c.Addresses, ip.Unmap())
+			}
+		}
+		if seg := d.Status.Segmentation; seg != nil {
+			switch seg.Mode {
+			case v1alpha1.ModeStandard:
+				c.Modes.Standard++
+			case v1alpha1.ModeRestricted:
+				c.Modes.Restricted++
+			case v1alpha1.ModeQuarantine:
+				c.Modes.Quarantine++
+			}
+		}
+		if d.Status.Risk == nil {
+			continue
+		}
+		switch d.Status.Risk.Priority {
+		case v1alpha1.PriorityDefer:
+			c.Priorities.Defer++
+		case v1alpha1.PriorityScheduled:
+			c.Priorities.Scheduled++
+		case v1alpha1.PriorityOutOfCycle:
+			c.Priorities.OutOfCycle++
+		case v1alpha1.PriorityImmediate:
+			c.Priorities.Immediate++
+		}
+	}
+	return c
+}
+
+// maxIneffective bounds status.ineffectiveApprovals (the schema's MaxItems).
+const maxIneffective = 64
+
+// ineffectiveApprovals finds the policy's exceptions and access grants that cannot take effect:
+// their device does not exist or another policy governs it, or a grant names a flow the device
+// does not declare or a standing flow. devices maps the approvals' device references to the
+// devices found (absent: not found).
+func ineffectiveApprovals(pol *v1alpha1.SegmentPolicy, devices map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice) []string {
+	var out []string
+	governed := func(what string, ref v1alpha1.ObjectRef) *v1alpha1.MedicalDevice {
+		d := devices[ref]
+		switch {
+		case d == nil:
+			out = append(out, fmt.Sprintf("%s: device %s does not exist", what, ref))
+			return nil
+		case d.Status.Segmentation == nil || d.Status.Segmentation.Policy != pol.Name:
+			governor := "no policy"
+			if d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
+				governor = "SegmentPolicy " + d.Status.Segmentation.Policy
+			}
+			out = append(out, fmt.Sprintf("%s: device %s is governed by %s, not this one", what, ref, governor))
+			return nil
+		}
+		return d
+	}
+	for _, e := range pol.Spec.Exceptions {
+		governed("exception "+e.Name, e.Device)
+	}
+	for _, g := range pol.Spec.AccessGrants {
+		what := "access grant " + g.Name
+		d := governed(what, g.Device)
+		if d == nil {
+			continue // reported: missing, or governed by another policy
+		}
+		var flow *v1alpha1.Flow
+		for i := range d.Spec.Flows {
+			if d.Spec.Flows[i].Name == g.Flow {
+				flow = &d.Spec.Flows[i]
+			}
+		}
+		switch {
+		case flow == nil:
+			out = append(out, fmt.Sprintf("%s: device %s declares no flow %s", what, g.Device, g.Flow))
+		case !render.NeedsGrant(pol, *flow):
+			out = append(out, fmt.Sprintf("%s: flow %s of %s is standing (no access: Granted, no external peer): the grant changes nothing", what, g.Flow, g.Device))
+		}
+	}
+	if len(out) > maxIneffective {
+		out = append(out[:maxIneffective-1], fmt.Sprintf("… and %d more", len(out)-maxIneffective+1))
+	}
+	return out
+}
+
+// approvalRefs are the devices the policy's exceptions and grants name.
+func approvalRefs(pol *v1alpha1.SegmentPolicy) []v1alpha1.ObjectRef {
+	var out []v1alpha1.ObjectRef
+	for _, e := range pol.Spec.Exceptions {
+		out = append(out, e.Device)
+	}
+	for _, g := range pol.Spec.AccessGrants {
+		out = append(out, g.Device)
+	}
+	return out
+}
+
+// maxOffenders bounds the offenders listed in status.
+const maxOffenders = 5
+
+// policyFacts is everything the policy's status depends on besides the previous status.
+type policyFacts struct {
+	Policy *v1alpha1.SegmentPolicy
+	Guard  guardDecision
+	// GuardWrite is what writing (or pruning) the guard did.
+	GuardWrite writeResult
+	Counts     deviceCounts
+	// Offenders are the workloads other than gateways that reach the device networks, of
+	// Evaluated pods (drift.Flatness).
+	Offenders   []drift.Offender
+	Evaluated   int
+	Ineffective []string
+}
+
+// decidePolicyStatus is the SegmentPolicy's new status.
+func decidePolicyStatus(old *v1alpha1.SegmentPolicyStatus, f policyFacts) *v1alpha1.SegmentPolicyStatus {
+	pol, gen := f.Policy, f.Policy.Generation
+	st := old.DeepCopy()
+	st.ObservedGeneration = gen
+	st.Enforcement = pol.Spec.Enforcement
+	st.Devices, st.Modes, st.Priorities = f.Counts.Devices, f.Counts.Modes, f.Counts.Priorities
+	st.IneffectiveApprovals = f.Ineffective
+	setReadiness(&st.Conditions, gen, setGuard(st, f))
+	setIsolated(st, gen, pol, f)
+	return st
+}
+
+// setGuard records the guard in place and returns the readiness outcome it implies.
+func setGuard(st *v1alpha1.SegmentPolicyStatus, f policyFacts) outcome {
+	d, w := f.Guard, f.GuardWrite
+	switch {
+	case d.Intent == guardNone:
+		return outcome{stalled: true, reason: v1alpha1.ReasonInvalidInput, message: d.Err.Error()}
+	case errors.Is(w.Err, errForeignObject):
+		st.Guard = nil
+		return outcome{stalled: true, reason: v1alpha1.ReasonObjectConflict, message: w.Err.Error()}
+	case w.Err != nil:
+		st.Guard = w.Live // what is in place, not what failed
+		return outcome{progressing: true, reason: v1alpha1.ReasonApplyFailed, message: w.Err.Error()}
+	case d.Intent == guardPrune:
+		st.Guard = nil
+		return outcome{reason: v1alpha1.ReasonAuditOnly, message: "Audit: devices are assessed and reported; nothing is enforced (only the allow-only policies of shared gateways are written)"}
+	}
+	st.Guard = &v1alpha1.AppliedObject{Kind: ciliumv2.CCNPKindDefinition, Name: d.Guard.Name, Hash: d.Guard.Annotations[v1alpha1.AnnotationContentHash]}
+	if w.Outcome == repaired {
+		st.GuardRepairs++
+	}
+	return outcome{reason: v1alpha1.ReasonGuardApplied, message: fmt.Sprintf("guard %s denies %v to every pod but the gateways of the %d devices enforced there", d.Guard.Name, f.Policy.Spec.DeviceNetworks, d.Members)}
+}
+
+// setIsolated records the flatness audit and the Isolated condition.
+func setIsolated(st *v1alpha1.SegmentPolicyStatus, gen int64, pol *v1alpha1.SegmentPolicy, f policyFacts) {
+	st.Flatness = &v1alpha1.FlatnessStatus{
+		ReachableWorkloads: int32(len(f.Offenders)), EvaluatedWorkloads: int32(f.Evaluated),
+		Offenders: drift.Summary(f.Offenders, maxOffenders),
+	}
+	if len(f.Offenders) == 0 {
+		setCondition(&st.Conditions, gen, v1alpha1.ConditionIsolated, true, v1alpha1.ReasonIsolated,
+			fmt.Sprintf("no workload other than gateways can reach %v (%d pods evaluated)", pol.Spec.DeviceNetworks, f.Evaluated))
+		return
+	}
+	setCondition(&st.Conditions, gen, v1alpha1.ConditionIsolated, false, v1alpha1.ReasonFlatNetwork,
+		fmt.Sprintf("%d workloads other than gateways can reach the device networks, e.g. %s", len(f.Offenders), f.Offenders[0]))
+}
+
+// policyEvents derives the policy's Events from the old and the new status.
+func policyEvents(old, cur *v1alpha1.SegmentPolicyStatus) []statusEvent {
+	var out []statusEvent
+	if old.Enforcement != "" && old.Enforcement != cur.Enforcement {
+		out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventEnforcementChange, fmt.Sprintf("enforcement %s → %s", old.Enforcement, cur.Enforcement)})
+	}
+	if cur.GuardRepairs > old.GuardRepairs && cur.Guard != nil {
+		out = append(out, statusEvent{corev1.EventTypeWarning, v1alpha1.EventDriftRepaired, fmt.Sprintf("guard %s was edited or deleted by hand; medseg put it back", cur.Guard.Name)})
+	}
+	return out
+}
+
+// samePolicyStatus reports whether two policy statuses say the same thing (transition times of
+// unchanged conditions aside).
+func samePolicyStatus(a, b *v1alpha1.SegmentPolicyStatus) bool {
+	ac, bc := a.DeepCopy(), b.DeepCopy()
+	ac.Conditions, bc.Conditions = nil, nil
+	return sameConditions(a.Conditions, b.Conditions) && equality.Semantic.DeepEqual(ac, bc)
+}
+
+// appliedGuardOf describes a guard in place, as status records it.
+func appliedGuardOf(g *ciliumv2.CiliumClusterwideNetworkPolicy) *v1alpha1.AppliedObject {
+	if g == nil {
+		return nil
+	}
+	return &v1alpha1.AppliedObject{Kind: ciliumv2.CCNPKindDefinition, Name: g.Name, Hash: g.Annotations[v1alpha1.AnnotationContentHash]}
+}

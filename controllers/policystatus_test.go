@@ -1,0 +1,163 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/drift"
+	"github.com/medseg/medseg/internal/render"
+)
+
+func policyOf(t *testing.T, s *sample, name string) *v1alpha1.SegmentPolicy {
+	t.Helper()
+	for i := range s.in.Policies {
+		if s.in.Policies[i].Name == name {
+			p := s.in.Policies[i].DeepCopy()
+			p.UID, p.Generation = "uid-"+p.UID, 4
+			return p
+		}
+	}
+	t.Fatalf("no policy %s", name)
+	return nil
+}
+
+func TestDecideGuard(t *testing.T) {
+	s := loadSample(t)
+	pol := policyOf(t, s, "critical-care")
+	members := []render.GatewayMember{{Namespace: "icu", Gateway: s.pump.Spec.Gateway.PodSelector, Addresses: []netip.Addr{netip.MustParseAddr("10.20.1.12")}}}
+	if d := decideGuard(pol, members); d.Intent != guardApply || d.Guard == nil || d.Members != 1 {
+		t.Errorf("an enforced policy applies its guard: %+v", d)
+	}
+	audit := pol.DeepCopy()
+	audit.Spec.Enforcement = v1alpha1.EnforcementAudit
+	if d := decideGuard(audit, nil); d.Intent != guardPrune || d.Guard.Name != "medseg-guard-critical-care" {
+		t.Errorf("an Audit policy prunes its guard: %+v", d)
+	}
+	bad := pol.DeepCopy()
+	bad.Spec.DeviceNetworks = []string{"0.0.0.0/0"}
+	if d := decideGuard(bad, members); d.Intent != guardNone || d.Err == nil || !strings.Contains(d.Err.Error(), "deviceNetworks") {
+		t.Errorf("a guard that cannot be rendered is not written: %+v", d)
+	}
+}
+
+func TestCountDevicesAndIneffectiveApprovals(t *testing.T) {
+	s := loadSample(t)
+	pol := policyOf(t, s, "critical-care")
+	var governed []v1alpha1.MedicalDevice
+	devices := map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice{}
+	for i := range s.in.Devices {
+		d := s.in.Devices[i].DeepCopy()
+		seg := "critical-care"
+		if d.Namespace == "radiology" || d.Namespace == "lab" {
+			seg = "diagnostics"
+		}
+		d.Status.Segmentation = &v1alpha1.SegmentationStatus{Policy: seg, Mode: v1alpha1.ModeStandard}
+		d.Status.Risk = &v1alpha1.RiskStatus{Priority: v1alpha1.PriorityScheduled}
+		if d.Name == "nicu-camera-bay-3" {
+			d.Status.Segmentation.Mode, d.Status.Risk.Priority = v1alpha1.ModeRestricted, v1alpha1.PriorityOutOfCycle
+		}
+		devices[v1alpha1.ObjectRef{Namespace: d.Namespace, Name: d.Name}] = d
+		if seg == pol.Name {
+			governed = append(governed, *d)
+		}
+	}
+	c := countDevices(governed)
+	if c.Devices != 3 || c.Modes.Standard != 2 || c.Modes.Restricted != 1 || c.Priorities.Scheduled != 2 || c.Priorities.OutOfCycle != 1 || len(c.Addresses) != 4 {
+		t.Errorf("counts %+v", c)
+	}
+
+	// Approvals that cannot take effect, one of each kind.
+	pol.Spec.Exceptions = append(pol.Spec.Exceptions, v1alpha1.Exception{Name: "ghost", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "no-such-device"}},
+		v1alpha1.Exception{Name: "elsewhere", Device: v1alpha1.ObjectRef{Namespace: "radiology", Name: "ct-scanner-1"}})
+	pol.Spec.AccessGrants = []v1alpha1.AccessGrant{
+		{Name: "typo", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: "vendor-upkeep"},
+		{Name: "standing", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: "therapy-orders"},
+		{Name: "ok", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: "vendor-maintenance"},
+	}
+	delete(devices, v1alpha1.ObjectRef{Namespace: "icu", Name: "no-such-device"})
+	got := strings.Join(ineffectiveApprovals(pol, devices), "\n")
+	for _, want := range []string{"exception ghost: device icu/no-such-device does not exist",
+		"exception elsewhere: device radiology/ct-scanner-1 is governed by SegmentPolicy diagnostics",
+		"access grant typo: device icu/infusion-pump-bed-12 declares no flow vendor-upkeep",
+		"access grant standing: flow therapy-orders of icu/infusion-pump-bed-12 is standing"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ineffective approvals lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "grant ok") || strings.Contains(got, "nicu-camera-feed") {
+		t.Errorf("effective approvals reported:\n%s", got)
+	}
+}
+
+// TestPolicyStatusDecision holds the SegmentPolicy's status to every readiness reason, the
+// Isolated condition and the Events of its transitions.
+func TestPolicyStatusDecision(t *testing.T) {
+	s := loadSample(t)
+	pol := policyOf(t, s, "critical-care")
+	apply := decideGuard(pol, nil)
+	hash := apply.Guard.Annotations[v1alpha1.AnnotationContentHash]
+	live := appliedGuardOf(apply.Guard)
+	live.Hash = "sha256:older"
+	audit := pol.DeepCopy()
+	audit.Spec.Enforcement = v1alpha1.EnforcementAudit
+	applied := decidePolicyStatus(&v1alpha1.SegmentPolicyStatus{}, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Outcome: created}, Evaluated: 10})
+	offender := drift.Offender{Namespace: "guest", Pod: "laptop", Address: netip.MustParseAddr("10.20.1.12"), Reason: "allowed by CiliumNetworkPolicy guest/allow-all"}
+
+	cases := []struct {
+		name                             string
+		old                              *v1alpha1.SegmentPolicyStatus
+		facts                            policyFacts
+		ready, stalled, reconciling, iso string
+		guardHash                        string
+		repairs                          int64
+		events                           string
+	}{
+		{"enforced: the guard is applied", &v1alpha1.SegmentPolicyStatus{}, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Outcome: created}, Evaluated: 10},
+			"True/GuardApplied", "-", "-", "True/Isolated", hash, 0, ""},
+		{"the guard was edited by hand: repaired and counted", applied, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Live: live, Outcome: repaired}},
+			"True/GuardApplied", "-", "-", "True/Isolated", hash, 1, v1alpha1.EventDriftRepaired},
+		{"writing the guard failed: the guard in place stays recorded", applied, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Live: live, Err: errors.New("timeout")}},
+			"False/ApplyFailed", "-", "True/ApplyFailed", "True/Isolated", "sha256:older", 0, ""},
+		{"a CCNP with the guard's name is not medseg's", &v1alpha1.SegmentPolicyStatus{}, policyFacts{Policy: pol, Guard: apply,
+			GuardWrite: writeResult{Err: fmt.Errorf("%w: CiliumClusterwideNetworkPolicy medseg-guard-critical-care exists", errForeignObject)}},
+			"False/ObjectConflict", "True/ObjectConflict", "-", "True/Isolated", "", 0, ""},
+		{"Audit: the guard is pruned", applied, policyFacts{Policy: audit, Guard: decideGuard(audit, nil)},
+			"True/AuditOnly", "-", "-", "True/Isolated", "", 0, v1alpha1.EventEnforcementChange},
+		{"networks medseg cannot use", &v1alpha1.SegmentPolicyStatus{}, policyFacts{Policy: pol, Guard: guardDecision{Intent: guardNone, Err: errors.New("SegmentPolicy critical-care: spec.deviceNetworks: 0.0.0.0/0 would cover every address")}},
+			"False/InvalidInput", "True/InvalidInput", "-", "True/Isolated", "", 0, ""},
+		{"a workload reaches the device networks", applied, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Live: appliedGuardOf(apply.Guard)}, Offenders: []drift.Offender{offender}, Evaluated: 10},
+			"True/GuardApplied", "-", "-", "False/FlatNetwork", hash, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := decidePolicyStatus(c.old, c.facts)
+			readiness := func(cond string) string {
+				for _, x := range st.Conditions {
+					if x.Type == cond {
+						return string(x.Status) + "/" + x.Reason
+					}
+				}
+				return "-"
+			}
+			guardHash := ""
+			if st.Guard != nil {
+				guardHash = st.Guard.Hash
+			}
+			got := []string{readiness(v1alpha1.ConditionReady), readiness(v1alpha1.ConditionStalled), readiness(v1alpha1.ConditionReconciling), readiness(v1alpha1.ConditionIsolated), guardHash, fmt.Sprint(st.GuardRepairs), eventReasons(policyEvents(c.old, st))}
+			want := []string{c.ready, c.stalled, c.reconciling, c.iso, c.guardHash, fmt.Sprint(c.repairs), c.events}
+			if strings.Join(got, " | ") != strings.Join(want, " | ") {
+				t.Errorf("got  %s\nwant %s", strings.Join(got, " | "), strings.Join(want, " | "))
+			}
+			if st.ObservedGeneration != 4 || st.Enforcement != c.facts.Policy.Spec.Enforcement {
+				t.Errorf("observedGeneration %d, enforcement %s", st.ObservedGeneration, st.Enforcement)
+			}
+		})
+	}
+	if !samePolicyStatus(applied, decidePolicyStatus(applied, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Live: appliedGuardOf(apply.Guard)}, Evaluated: 10})) {
+		t.Error("a resync of an unchanged policy must decide the same status")
+	}
+}
