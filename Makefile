@@ -7,7 +7,10 @@ SHELL := /usr/bin/env bash -o pipefail
 
 GO           ?= go
 BIN          := $(CURDIR)/bin
+VERSION      ?= $(shell cat VERSION)
 IMG          ?= ghcr.io/medseg/medseg:dev
+# The version is stamped into both binaries (kubectl medseg version, manager --version).
+LDFLAGS      := -s -w -X github.com/medseg/medseg/internal/cli.Version=v$(VERSION)
 
 CONTROLLER_GEN_VERSION ?= v0.21.0
 KUSTOMIZE_VERSION      ?= v5.8.2
@@ -36,9 +39,10 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) $(HELM) ## Generate deepcopy code, the chart README and config/admission from the chart.
+generate: $(CONTROLLER_GEN) $(HELM) ## Generate deepcopy code, the chart README, config/admission from the chart, and the krew manifest.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(GO) run ./hack/chartdoc charts/medseg
+	$(MAKE) krew-manifest
 	( echo "# Generated from charts/medseg (protectedInputs, default values) by make generate. Do not edit."; \
 	  $(HELM) template medseg charts/medseg --kube-version $(K8S_VERSION) --show-only templates/protected-inputs.yaml \
 	    --set extraLabels=null | grep -v '^# Source:' ) > config/admission/protected-inputs.yaml
@@ -64,9 +68,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 
 .PHONY: verify
 verify: generate manifests $(HELM) $(KUSTOMIZE) ## Regenerate everything and fail if the committed output differs; vet and lint.
-	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts plugins)" ]; then \
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config charts; git --no-pager diff --stat -- api config charts; exit 1; fi
+		git status --porcelain -- api config charts plugins; git --no-pager diff --stat -- api config charts plugins; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	hack/check-tracked-files.sh
 	$(GO) mod tidy -diff
@@ -106,8 +110,12 @@ bench: ## Benchmarks: the pure engines (go test -bench) and the operator at 1,00
 
 .PHONY: build
 build: ## Build the manager and the kubectl plugin.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/manager .
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/manager .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
+
+.PHONY: krew-manifest
+krew-manifest: ## Write plugins/medseg.yaml (the krew manifest) for VERSION; placeholder checksums until make release.
+	$(GO) run ./hack/krewmanifest -version $(VERSION) -out plugins/medseg.yaml
 
 .PHONY: demo
 demo: ## Run the whole story on a local control plane (no cluster, no internet). DEMO_KEEP=1 keeps it up.

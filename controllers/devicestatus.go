@@ -58,6 +58,8 @@ type writeResult struct {
 	Outcome applyOutcome
 	// Err is the failed write or delete, nil on success.
 	Err error
+	// rv is the resourceVersion the write produced ("" when nothing was written).
+	rv string
 }
 
 // appliedObjectOf describes a policy medseg wrote, as status records it.

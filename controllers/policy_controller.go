@@ -24,6 +24,8 @@ type SegmentPolicyReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Metrics  *Metrics
+
+	guards guardCache
 }
 
 // +kubebuilder:rbac:groups=medseg.io,resources=segmentpolicies/status,verbs=get;update;patch
@@ -53,12 +55,11 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	if !pol.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	members, err := r.guardMembers(ctx, pol)
-	if err != nil {
+	facts := policyFacts{Policy: pol}
+	var err error
+	if facts.Guard, facts.GuardWrite, err = r.guard(ctx, pol); err != nil {
 		return ctrl.Result{}, err
 	}
-	facts := policyFacts{Policy: pol, Guard: decideGuard(pol, members)}
-	facts.GuardWrite = r.writeGuard(ctx, pol, facts.Guard)
 	var governed v1alpha1.MedicalDeviceList
 	if err := r.List(ctx, &governed, client.MatchingFields{indexPolicy: pol.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the MedicalDevices of SegmentPolicy %s: %w", pol.Name, err)
@@ -107,7 +108,7 @@ func (r *SegmentPolicyReconciler) writeGuard(ctx context.Context, pol *v1alpha1.
 	}
 	switch d.Intent {
 	case guardApply:
-		w.Outcome, _, w.Err = ensureObject(ctx, r.Client, d.Guard, pol.Status.Guard != nil)
+		w.Outcome, w.rv, w.Err = ensureObject(ctx, r.Client, d.Guard, pol.Status.Guard != nil)
 		switch {
 		case w.Err != nil:
 			r.Metrics.applyErrors.WithLabelValues(ciliumv2.CCNPKindDefinition).Inc()
@@ -146,24 +147,59 @@ func (r *SegmentPolicyReconciler) approvalDevices(ctx context.Context, pol *v1al
 	return out, nil
 }
 
-// guardMembers lists the devices whose gateways may reach their addresses under the policy
-// (plan.GuardMembers), from the cache.
-func (r *SegmentPolicyReconciler) guardMembers(ctx context.Context, pol *v1alpha1.SegmentPolicy) ([]render.GatewayMember, error) {
+// guard decides the policy's guard and writes it. When nothing the guard depends on changed
+// since medseg last wrote it, and it is in the cluster as medseg left it, the last decision
+// stands (guardCache).
+func (r *SegmentPolicyReconciler) guard(ctx context.Context, pol *v1alpha1.SegmentPolicy) (guardDecision, writeResult, error) {
 	if pol.Spec.Enforcement != v1alpha1.EnforcementEnforce {
-		return nil, nil
+		r.guards.forget(pol.Name)
+		d := decideGuard(pol, nil)
+		return d, r.writeGuard(ctx, pol, d), nil
 	}
 	var devs v1alpha1.MedicalDeviceList
 	if err := r.List(ctx, &devs, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing MedicalDevices: %w", err)
+		return guardDecision{}, writeResult{}, fmt.Errorf("listing MedicalDevices: %w", err)
 	}
 	var pols v1alpha1.SegmentPolicyList
 	if err := r.List(ctx, &pols, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing SegmentPolicies: %w", err)
+		return guardDecision{}, writeResult{}, fmt.Errorf("listing SegmentPolicies: %w", err)
 	}
 	nsLabels, err := namespaceLabels(ctx, r.Client)
 	if err != nil {
-		return nil, err
+		return guardDecision{}, writeResult{}, err
 	}
+	inputs := guardInputs(pol, pols.Items, nsLabels, devs.Items)
+	if e, ok := r.guards.get(pol.Name); ok && e.inputs == inputs && e.decision.Guard != nil {
+		var live ciliumv2.CiliumClusterwideNetworkPolicy
+		if err := r.Get(ctx, client.ObjectKeyFromObject(e.decision.Guard), &live); err == nil && live.ResourceVersion == e.rv {
+			return e.decision, writeResult{Live: appliedGuardOf(&live)}, nil
+		}
+	}
+	members, err := r.guardMembers(ctx, pol, devs.Items, pols.Items, nsLabels)
+	if err != nil {
+		return guardDecision{}, writeResult{}, err
+	}
+	d := decideGuard(pol, members)
+	w := r.writeGuard(ctx, pol, d)
+	if w.Err == nil && d.Guard != nil {
+		var live ciliumv2.CiliumClusterwideNetworkPolicy
+		if err := r.Get(ctx, client.ObjectKeyFromObject(d.Guard), &live); err == nil {
+			rv := live.ResourceVersion
+			if w.rv != "" {
+				rv = w.rv // the write's own response; the cache may not have seen it yet
+			}
+			r.guards.put(pol.Name, guardEntry{inputs: inputs, decision: d, rv: rv})
+		}
+	} else {
+		r.guards.forget(pol.Name)
+	}
+	return d, w, nil
+}
+
+// guardMembers lists the devices whose gateways may reach their addresses under the policy
+// (plan.GuardMembers), reading live policies from the cache where a conflict or a kept policy
+// makes them matter.
+func (r *SegmentPolicyReconciler) guardMembers(ctx context.Context, pol *v1alpha1.SegmentPolicy, devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, nsLabels map[string]map[string]string) ([]render.GatewayMember, error) {
 	var liveErr error
 	live := func(ref v1alpha1.ObjectRef) *ciliumv2.CiliumNetworkPolicy {
 		var cnp ciliumv2.CiliumNetworkPolicy
@@ -179,6 +215,6 @@ func (r *SegmentPolicyReconciler) guardMembers(ctx context.Context, pol *v1alpha
 		}
 		return &cnp
 	}
-	members := plan.GuardMembers(pol, plan.Hospital{Devices: plan.Devices(devs.Items), Policies: pols.Items, Namespaces: nsLabels, Live: live})
+	members := plan.GuardMembers(pol, plan.Hospital{Devices: plan.Devices(devs), Policies: pols, Namespaces: nsLabels, Live: live})
 	return members, liveErr
 }

@@ -90,7 +90,7 @@ func run() error {
 	}
 	fmt.Println("\n━━ Done: medseg assessed, segmented, tightened, detected, repaired and expired, as shown above.")
 	reportPath := filepath.Join(os.TempDir(), "medseg-demo-report.html")
-	if r, err := cli.LiveReport(ctx, env.Client, time.Now(), "the demo hospital"); err != nil {
+	if r, err := cli.LiveReport(ctx, env.Client, time.Now(), "the demo hospital", ""); err != nil {
 		fmt.Fprintln(os.Stderr, "building the report:", err)
 	} else if f, err := os.Create(reportPath); err == nil {
 		if err := report.HTML(f, r); err == nil {

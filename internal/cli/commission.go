@@ -3,16 +3,15 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -26,8 +25,9 @@ type CommissionOptions struct {
 	// ApprovedBy names the approver; empty means the user the API server authenticates
 	// (SelfSubjectReview).
 	ApprovedBy string
-	// DryRun prints what would be approved and sends the write as a server-side dry run.
-	DryRun bool
+	// DryRun: client prints what would be approved and sends nothing; server sends the write as
+	// a server-side dry run (admission runs, nothing is persisted).
+	DryRun dryRun
 	// Now is the approval time.
 	Now time.Time
 }
@@ -66,37 +66,47 @@ func Commission(ctx context.Context, c client.Client, w io.Writer, key types.Nam
 		return nil
 	}
 	var opts []client.PatchOption
-	if o.DryRun {
+	switch o.DryRun {
+	case dryRunClient:
+		fmt.Fprintf(w, "would commission (dry run, client): %d flow(s), approved by %s, ticket %s, flowsHash %s; nothing was sent\n", len(d.Spec.Flows), approver, o.Ticket, hash)
+		return nil
+	case dryRunServer:
 		opts = append(opts, client.DryRunAll)
 	}
-	// The patch carries the resourceVersion it was computed from. medseg's own status writes
-	// also move the resourceVersion, so on a conflict read again and retry as long as the flows
-	// still hash to what was shown; if they changed, approve nothing.
-	for attempt := 0; ; attempt++ {
+	// The patch carries the resourceVersion it was computed from. medseg's own status writes also
+	// move the resourceVersion, so on a conflict read again and retry as long as the flows still
+	// hash to what was shown; if they changed, approve nothing.
+	first := true
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			d = v1alpha1.MedicalDevice{}
+			if err := c.Get(ctx, key, &d); err != nil {
+				return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
+			}
+			if now := v1alpha1.FlowsHash(d.Spec.Flows); now != hash {
+				return fmt.Errorf("%w of %s changed while you were approving them (%s, now %s): nothing was approved; run commission again to see them", errFlowsChanged, key, hash, now)
+			}
+		}
+		first = false
 		orig := d.DeepCopy()
 		d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: approver, ApprovedAt: metav1.NewTime(o.Now.UTC().Truncate(time.Second)), Ticket: o.Ticket, FlowsHash: hash}
-		err := c.Patch(ctx, &d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), opts...)
-		if err == nil {
-			break
-		}
-		if !apierrors.IsConflict(err) || attempt >= 5 {
-			return fmt.Errorf("writing spec.commissioning: %w", err)
-		}
-		d = v1alpha1.MedicalDevice{}
-		if err := c.Get(ctx, key, &d); err != nil {
-			return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
-		}
-		if now := v1alpha1.FlowsHash(d.Spec.Flows); now != hash {
-			return fmt.Errorf("the flows of %s changed while you were approving them (%s, now %s): nothing was approved; run commission again to see them", key, hash, now)
-		}
+		return c.Patch(ctx, &d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), opts...)
+	})
+	if errors.Is(err, errFlowsChanged) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("writing spec.commissioning: %w", err)
 	}
 	verb := "commissioned"
-	if o.DryRun {
-		verb = "would commission (dry run)"
+	if o.DryRun == dryRunServer {
+		verb = "would commission (dry run, server: admission allowed it, nothing was persisted)"
 	}
 	fmt.Fprintf(w, "%s: %d flow(s) approved by %s, ticket %s, flowsHash %s\n", verb, len(d.Spec.Flows), approver, o.Ticket, hash)
 	return nil
 }
+
+var errFlowsChanged = errors.New("the flows")
 
 // describeFlow is one line per flow for people approving it.
 func describeFlow(f v1alpha1.Flow) string {
@@ -117,29 +127,4 @@ func describeFlow(f v1alpha1.Flow) string {
 		access = ", only inside access grants"
 	}
 	return fmt.Sprintf("%s (%s, %s%s): %s", f.Name, f.Tier, proto, access, path)
-}
-
-func runCommission(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("commission", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o CommissionOptions
-	fs.StringVar(&o.Ticket, "ticket", "", "change or commissioning ticket (required)")
-	fs.StringVar(&o.ApprovedBy, "approved-by", "", "approver (default: the user the API server authenticates)")
-	fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be approved; write nothing")
-	c, key, err := deviceCommand(fs, args, "usage: commission DEVICE -n NAMESPACE --ticket TICKET")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	o.Now = time.Now()
-	return Commission(ctx, c, stdout, key, o)
-}
-
-// leadingName accepts the object name before the flags, as kubectl does.
-func leadingName(args []string) (string, []string) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
-	}
-	return "", args
 }

@@ -1,22 +1,20 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/manifest"
 	"github.com/medseg/medseg/internal/plan"
-	"github.com/medseg/medseg/internal/render"
 	"github.com/medseg/medseg/internal/validate"
 )
 
@@ -38,6 +36,11 @@ func Load(paths []string, stdin io.Reader) (*Inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decode(objs)
+}
+
+// decode validates and decodes objects read from files.
+func decode(objs []manifest.Object) (*Inputs, error) {
 	v, err := validate.New()
 	if err != nil {
 		return nil, err
@@ -135,14 +138,15 @@ func (in *Inputs) namespaceLabels() map[string]map[string]string {
 	return out
 }
 
-// Render writes the Cilium objects medseg would own, as it would write them into a cluster that
-// has none yet: a guard per enforced SegmentPolicy, a CiliumNetworkPolicy per device governed by
-// an enforced policy, and the allow-only policy of each unenforced device whose gateway pods
-// enforced devices share. Devices with a contested address get nothing (conflicts fail closed).
-func Render(w io.Writer, in *Inputs, now time.Time) error {
+// RenderObjects returns the Cilium objects medseg would own, as it would write them into a
+// cluster that has none yet: a guard per enforced SegmentPolicy, a CiliumNetworkPolicy per device
+// governed by an enforced policy, and the allow-only policy of each unenforced device whose
+// gateway pods enforced devices share. Devices with a contested address get nothing (conflicts
+// fail closed).
+func RenderObjects(in *Inputs, now time.Time) ([]runtime.Object, error) {
 	d, err := plan.HospitalObjects(plan.Hospital{Devices: plan.Devices(in.Devices), Policies: in.Policies, Namespaces: in.namespaceLabels()}, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var objs []runtime.Object
 	for _, g := range d.Guards {
@@ -151,12 +155,7 @@ func Render(w io.Writer, in *Inputs, now time.Time) error {
 	for _, p := range d.Policies {
 		objs = append(objs, p)
 	}
-	out, err := render.YAML(objs...)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(out)
-	return err
+	return objs, nil
 }
 
 // Assessment is one device's row of `assess -o json`.
@@ -175,11 +174,11 @@ type Assessment struct {
 	BlockedReasons map[string]string `json:"blockedReasons"`
 }
 
-// Assess writes every device's decision as a table or JSON.
-func Assess(w io.Writer, in *Inputs, now time.Time, output string) error {
+// Assessments is every device's decision, one row per device.
+func Assessments(in *Inputs, now time.Time) ([]Assessment, error) {
 	plans, err := in.Plans(now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rows := make([]Assessment, 0, len(plans))
 	for i, p := range plans {
@@ -192,7 +191,6 @@ func Assess(w io.Writer, in *Inputs, now time.Time, output string) error {
 			BlockedReasons: map[string]string{},
 		}
 		if p.Render.NoPolicy {
-			a.Policy, a.Mode = "", ""
 			for _, f := range d.Spec.Flows {
 				a.BlockedFlows = append(a.BlockedFlows, f.Name)
 				a.BlockedReasons[f.Name] = v1alpha1.ReasonNoSegmentPolicy + ": no SegmentPolicy selects the device"
@@ -207,27 +205,22 @@ func Assess(w io.Writer, in *Inputs, now time.Time, output string) error {
 		}
 		rows = append(rows, a)
 	}
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	case "table", "":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPOLICY\tPRIORITY\tEXPOSURE\tEXPLOITATION\tAUTOMATABLE\tHUMANIMPACT\tMODE\tALLOWED\tBLOCKED")
-		for _, r := range rows {
-			blocked := make([]string, 0, len(r.BlockedFlows))
-			for _, b := range r.BlockedFlows {
-				reason, _, _ := strings.Cut(r.BlockedReasons[b], ":")
-				blocked = append(blocked, b+"("+reason+")")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, dash(r.Policy), r.Priority, r.Exposure,
-				r.Exploitation, r.Automatable, r.HumanImpact, dash(r.Mode), dash(strings.Join(r.AllowedFlows, ",")), dash(strings.Join(blocked, ",")))
+	return rows, nil
+}
+
+// assessTable is the assessments as a table; -o wide adds the SSVC inputs.
+func assessTable(rows []Assessment) *metav1.Table {
+	cells := make([][]any, 0, len(rows))
+	for _, r := range rows {
+		blocked := make([]string, 0, len(r.BlockedFlows))
+		for _, b := range r.BlockedFlows {
+			reason, _, _ := strings.Cut(r.BlockedReasons[b], ":")
+			blocked = append(blocked, b+"("+reason+")")
 		}
-		return tw.Flush()
-	default:
-		return fmt.Errorf("unknown output format %q (use table or json)", output)
+		cells = append(cells, []any{r.Namespace, r.Name, dash(r.Policy), r.Priority, r.Exposure, r.Exploitation, r.Automatable, r.HumanImpact,
+			dash(r.Mode), dash(strings.Join(r.AllowedFlows, ",")), dash(strings.Join(blocked, ","))})
 	}
+	return table([]string{"NAMESPACE", "NAME", "POLICY", "PRIORITY", "EXPOSURE*", "EXPLOITATION*", "AUTOMATABLE*", "HUMANIMPACT*", "MODE", "ALLOWED", "BLOCKED"}, cells)
 }
 
 func dash(s string) string {

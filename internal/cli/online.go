@@ -2,17 +2,16 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -93,32 +92,29 @@ func BuildAudit(devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy) Au
 	return r
 }
 
-// WriteAudit prints the report as tables or JSON.
-func WriteAudit(w io.Writer, r AuditReport, output string) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	case "table", "":
-	default:
-		return fmt.Errorf("unknown output format %q (use table or json)", output)
+// printAudit prints the audit: for table and wide, the devices' and the policies' tables and
+// the verdict; otherwise the AuditReport in the requested format.
+func printAudit(w io.Writer, out *output, r AuditReport) error {
+	if !out.is("table") && !out.is("wide") {
+		names := make([]string, 0, len(r.Devices))
+		for _, d := range r.Devices {
+			names = append(names, v1alpha1.Qualified(d.Namespace, d.Name))
+		}
+		return out.printRows(w, nil, r, names)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tDEVICE\tPOLICY\tPRIORITY\tMODE\tSEGMENTED\tREASON\tREPAIRS\tWIDENING")
+	devs := make([][]any, 0, len(r.Devices))
 	for _, d := range r.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%d\t%d\n", d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), d.Segmented, d.Reason, d.DriftRepairs, d.WideningForeign)
+		devs = append(devs, []any{d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), fmt.Sprint(d.Segmented), d.Reason, fmt.Sprint(d.DriftRepairs), fmt.Sprint(d.WideningForeign)})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := out.printRows(w, table([]string{"NAMESPACE", "DEVICE", "POLICY", "PRIORITY", "MODE", "SEGMENTED", "REASON", "REPAIRS", "WIDENING"}, devs), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEGMENTPOLICY\tENFORCEMENT\tDEVICES\tISOLATED\tREACHABLE\tOFFENDERS")
+	pols := make([][]any, 0, len(r.Policies))
 	for _, p := range r.Policies {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%t\t%d\t%s\n", p.Name, p.Enforcement, p.Devices, p.Isolated, p.ReachableWorkloads, dash(strings.Join(p.Offenders, "; ")))
+		pols = append(pols, []any{p.Name, p.Enforcement, fmt.Sprint(p.Devices), fmt.Sprint(p.Isolated), fmt.Sprint(p.ReachableWorkloads), dash(strings.Join(p.Offenders, "; "))})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := out.printRows(w, table([]string{"SEGMENTPOLICY", "ENFORCEMENT", "DEVICES", "ISOLATED", "REACHABLE", "OFFENDERS"}, pols), nil, nil); err != nil {
 		return err
 	}
 	if r.Passed {
@@ -129,39 +125,21 @@ func WriteAudit(w io.Writer, r AuditReport, output string) error {
 	return nil
 }
 
-// Audit reads devices and policies from the cluster and writes the report. The error is
-// errAuditFailed when the audit did not pass, so the exit code can gate a pipeline.
-func Audit(ctx context.Context, c client.Client, w io.Writer, output string) error {
+// ReadAudit reads devices (of one namespace, or all when ns is "") and every policy from the
+// cluster and builds the audit.
+func ReadAudit(ctx context.Context, c client.Client, ns string) (AuditReport, error) {
 	var devs v1alpha1.MedicalDeviceList
-	if err := c.List(ctx, &devs); err != nil {
-		return fmt.Errorf("listing MedicalDevices: %w", err)
+	if err := c.List(ctx, &devs, client.InNamespace(ns)); err != nil {
+		return AuditReport{}, fmt.Errorf("listing MedicalDevices: %w", err)
 	}
 	var pols v1alpha1.SegmentPolicyList
 	if err := c.List(ctx, &pols); err != nil {
-		return fmt.Errorf("listing SegmentPolicies: %w", err)
+		return AuditReport{}, fmt.Errorf("listing SegmentPolicies: %w", err)
 	}
-	r := BuildAudit(devs.Items, pols.Items)
-	if err := WriteAudit(w, r, output); err != nil {
-		return err
-	}
-	if !r.Passed {
-		return errAuditFailed
-	}
-	return nil
+	return BuildAudit(devs.Items, pols.Items), nil
 }
 
 var errAuditFailed = fmt.Errorf("audit failed")
-
-// Explain prints the decision medseg recorded for one device: SSVC inputs with sources,
-// priority, mode and why, flows, applied policies, drift and history.
-func Explain(ctx context.Context, c client.Client, w io.Writer, key types.NamespacedName) error {
-	var d v1alpha1.MedicalDevice
-	if err := c.Get(ctx, key, &d); err != nil {
-		return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
-	}
-	WriteExplain(w, &d)
-	return nil
-}
 
 // WriteExplain formats a device's status for people.
 func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
@@ -231,4 +209,23 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 			p("  %s %s: %s", dash(string(h.Priority)), dash(string(h.Mode)), h.Reason)
 		}
 	}
+}
+
+// WriteAudit prints an audit in one of the -o formats of `kubectl medseg audit`.
+func WriteAudit(w io.Writer, r AuditReport, format string) error {
+	out := &output{format: format, print: genericclioptions.NewPrintFlags(""), allowed: []string{"table", "wide"}}
+	if err := out.validate(); err != nil {
+		return err
+	}
+	return printAudit(w, out, r)
+}
+
+// Explain prints the decision medseg recorded for one device (WriteExplain).
+func Explain(ctx context.Context, c client.Client, w io.Writer, key types.NamespacedName) error {
+	var d v1alpha1.MedicalDevice
+	if err := c.Get(ctx, key, &d); err != nil {
+		return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
+	}
+	WriteExplain(w, &d)
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -75,7 +76,9 @@ func TestAuditAndExplainOnTheLiveCluster(t *testing.T) {
 	checkGolden(t, "explain-nicu-camera.txt", rfc3339.ReplaceAllString(explain.String(), "<time>"))
 
 	// The command itself: an ungoverned device fails the audit with exit code 2.
-	cli.NewClient = func(string) (client.Client, error) { return env.Client, nil }
+	saved := cli.NewClient
+	cli.NewClient = func(*genericclioptions.ConfigFlags) (client.Client, error) { return env.Client, nil }
+	t.Cleanup(func() { cli.NewClient = saved })
 	orphan := getDevice(g, types.NamespacedName{Namespace: "icu" + sfx, Name: "infusion-pump-bed-12"}).DeepCopy()
 	orphan.ObjectMeta = metav1ObjectMeta("ungoverned-pump", "default")
 	orphan.Spec.Network.Addresses = []string{"10.20.66.1"}
