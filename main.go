@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -28,11 +29,30 @@ func main() {
 	var qps float64
 	flag.Float64Var(&qps, "kube-api-qps", operator.DefaultQPS, "client-side limit of requests per second to the API server, per resource kind")
 	flag.IntVar(&c.Burst, "kube-api-burst", operator.DefaultBurst, "client-side burst of requests to the API server, per resource kind")
+	flag.StringVar(&c.HubbleRelay.Address, "hubble-relay-address", "", "Hubble Relay address (host:port, tls:// for TLS); when set, medseg follows the flows of gateway pods and device addresses and records each device's observed traffic (default: off)")
+	flag.BoolVar(&c.HubbleRelay.TLS, "hubble-tls", false, "connect to Hubble Relay with TLS")
+	flag.StringVar(&c.HubbleRelay.ServerName, "hubble-tls-server-name", "", "server name to verify Hubble Relay's certificate for, e.g. ui.hubble-relay.cilium.io")
+	var caFile string
+	flag.StringVar(&caFile, "hubble-tls-ca-file", "", "CA certificate to verify Hubble Relay with")
+	flag.StringVar(&c.HubbleRelay.CertFile, "hubble-tls-cert-file", "", "client certificate for mTLS to Hubble Relay")
+	flag.StringVar(&c.HubbleRelay.KeyFile, "hubble-tls-key-file", "", "client key for mTLS to Hubble Relay")
+	flag.BoolVar(&c.HubbleRelay.InsecureSkipVerify, "hubble-tls-insecure-skip-verify", false, "do not verify Hubble Relay's certificate")
+	flag.DurationVar(&c.TrafficWindow, "traffic-window", 24*time.Hour, "how far back observed traffic counts")
+	flag.DurationVar(&c.TrafficInterval, "traffic-status-interval", time.Minute, "shortest time between two observed-traffic status writes of one device")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 	c.QPS = float32(qps)
+	// The chart mounts one Secret for all three files; a Secret with only ca.crt means TLS
+	// without a client certificate.
+	exists := func(f string) bool { _, err := os.Stat(f); return f != "" && err == nil }
+	if exists(caFile) {
+		c.HubbleRelay.CAFiles = []string{caFile}
+	}
+	if !exists(c.HubbleRelay.CertFile) || !exists(c.HubbleRelay.KeyFile) {
+		c.HubbleRelay.CertFile, c.HubbleRelay.KeyFile = "", ""
+	}
 	for _, ns := range strings.Split(namespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			c.WatchNamespaces = append(c.WatchNamespaces, ns)

@@ -36,6 +36,8 @@ type MedicalDeviceReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Metrics  *Metrics
+	// Traffic follows Hubble Relay; nil when the operator is not given a Relay address.
+	Traffic *TrafficFollower
 
 	// written remembers, per device (namespace/name → writtenStatus), the status last written.
 	// medseg is the only writer of device status, so what it wrote is never older than the cache:
@@ -157,6 +159,9 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		GatewayPods:        obs.gatewayPods, Unlabelled: obs.unlabelled, Conflicts: obs.conflicts,
 		Foreign: obs.foreign, Widened: obs.widened,
 	}}
+	if r.Traffic != nil {
+		facts.Traffic = r.Traffic.Snapshot(req.NamespacedName)
+	}
 	st := decideDeviceStatus(old, facts)
 	for _, e := range deviceEvents(old, st, now) {
 		if r.Recorder != nil {

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/discover"
 	"github.com/medseg/medseg/internal/drift"
 	"github.com/medseg/medseg/internal/plan"
 )
@@ -33,6 +34,17 @@ type deviceFacts struct {
 	// Decision is what medseg set out to do with the device's policy, Write what happened.
 	Decision plan.ObjectDecision
 	Write    writeResult
+	// Traffic is what Hubble observed for the device, nil when the operator does not follow
+	// Hubble Relay.
+	Traffic *TrafficSnapshot
+}
+
+// TrafficSnapshot is the traffic follower's view of one device.
+type TrafficSnapshot struct {
+	// Traffic observed in the window (empty when none was).
+	Traffic discover.DeviceTraffic
+	// Unavailable says why the follower cannot follow Relay now, "" when it can.
+	Unavailable string
 }
 
 // surroundings is what the reconciler observed around the device.
@@ -80,6 +92,7 @@ func decideDeviceStatus(old *v1alpha1.MedicalDeviceStatus, f deviceFacts) *v1alp
 	setReadiness(&s.Conditions, gen, o)
 	s.Segmentation = segmentationOf(old, f)
 	s.Drift = driftOf(old, f)
+	setTraffic(s, f)
 	mode, reason := v1alpha1.Mode(""), o.message
 	if s.Segmentation != nil {
 		mode, reason = s.Segmentation.Mode, s.Segmentation.ModeReason
@@ -380,4 +393,63 @@ func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []
 		out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventAccessEnded, fmt.Sprintf("access grant %s no longer opens flow %s: %s", g.Name, g.Flow, why)})
 	}
 	return out
+}
+
+// setTraffic records what Hubble observed, and for a device in Audit or onboarding whether the
+// flows it would be enforced with cover it: the answer to "what will enforcement break?".
+func setTraffic(s *v1alpha1.MedicalDeviceStatus, f deviceFacts) {
+	if f.Traffic == nil {
+		s.Traffic = nil
+		meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionTrafficDeclared)
+		return
+	}
+	seg := s.Segmentation
+	var flows []v1alpha1.Flow
+	if seg != nil {
+		allowed := map[string]bool{}
+		for _, n := range seg.AllowedFlows {
+			allowed[n] = true
+		}
+		for _, fl := range f.Device.Spec.Flows {
+			if allowed[fl.Name] {
+				flows = append(flows, fl)
+			}
+		}
+	}
+	t := discover.Summarize(&f.Traffic.Traffic, f.Device.Namespace, flows)
+	s.Traffic = t
+	if seg == nil || seg.Policy == "" || (seg.Enforcement != v1alpha1.EnforcementAudit && !seg.Onboarding) {
+		meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionTrafficDeclared)
+		return
+	}
+	window := t.Window.Duration.String()
+	cond := metav1.Condition{Type: v1alpha1.ConditionTrafficDeclared, ObservedGeneration: f.Device.Generation}
+	observed := len(f.Traffic.Traffic.Observations)
+	switch {
+	case observed == 0 && f.Traffic.Unavailable != "":
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, v1alpha1.ReasonHubbleUnavailable, f.Traffic.Unavailable
+	case observed == 0:
+		cond.Status, cond.Reason = metav1.ConditionUnknown, v1alpha1.ReasonNoTrafficObserved
+		cond.Message = "Hubble observed no flow through the device's gateways in the last " + window
+	case t.UndeclaredFlows == 0:
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonTrafficDeclared
+		cond.Message = fmt.Sprintf("the flows the device would be enforced with cover all %d flows observed in the last %s", observed, window)
+	default:
+		top := t.Undeclared[0]
+		what := fmt.Sprintf("%d observed flows", t.UndeclaredFlows)
+		if t.UndeclaredFlows == 1 {
+			what = "1 observed flow"
+		}
+		detail := fmt.Sprintf("(top: %s, %s times)", discover.Arrow(top), discover.Thousands(top.Connections))
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonUndeclaredTraffic
+		if seg.Enforcement == v1alpha1.EnforcementAudit {
+			cond.Message = fmt.Sprintf("Enforce would drop %s %s", what, detail)
+		} else {
+			cond.Message = fmt.Sprintf("enforcement drops %s the onboarding mode does not allow %s", what, detail)
+		}
+	}
+	if f.Traffic.Unavailable != "" && observed > 0 {
+		cond.Message += "; " + f.Traffic.Unavailable
+	}
+	meta.SetStatusCondition(&s.Conditions, cond)
 }

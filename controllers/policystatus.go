@@ -54,6 +54,8 @@ type deviceCounts struct {
 	Modes      v1alpha1.ModeCounts
 	Priorities v1alpha1.PriorityCounts
 	Addresses  []netip.Addr
+	// Traffic aggregates the devices' observed traffic; nil when no device has any.
+	Traffic *v1alpha1.PolicyTraffic
 }
 
 // countDevices counts the devices a policy governs (those whose status names it) by mode and
@@ -76,6 +78,19 @@ func countDevices(devs []v1alpha1.MedicalDevice) deviceCounts {
 			case v1alpha1.ModeQuarantine:
 				c.Modes.Quarantine++
 			}
+		}
+		if t := d.Status.Traffic; t != nil {
+			if c.Traffic == nil {
+				c.Traffic = &v1alpha1.PolicyTraffic{}
+			}
+			if t.UndeclaredFlows > 0 {
+				c.Traffic.DevicesWithUndeclaredTraffic++
+			}
+			if t.BypassConnections > 0 {
+				c.Traffic.DevicesWithBypass++
+			}
+			c.Traffic.UndeclaredFlows += t.UndeclaredFlows
+			c.Traffic.Drops += t.Drops
 		}
 		if d.Status.Risk == nil {
 			continue
@@ -184,6 +199,7 @@ func decidePolicyStatus(old *v1alpha1.SegmentPolicyStatus, f policyFacts) *v1alp
 	st.Enforcement = pol.Spec.Enforcement
 	st.Devices, st.Modes, st.Priorities = f.Counts.Devices, f.Counts.Modes, f.Counts.Priorities
 	st.IneffectiveApprovals = f.Ineffective
+	st.Traffic = f.Counts.Traffic
 	setReadiness(&st.Conditions, gen, setGuard(st, f))
 	setIsolated(st, gen, pol, f)
 	return st

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/plan"
@@ -91,7 +92,15 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 // (drift), SegmentPolicies (only the devices a policy selects or governs), namespaces and
 // gateway pods (metadata only), and devices sharing an address.
 func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Traffic != nil {
+		// The traffic follower wakes devices whose observed traffic changed.
+		b = b.WatchesRawSource(source.Channel(r.Traffic.events, &handler.EnqueueRequestForObject{}))
+		if err := mgr.Add(r.Traffic); err != nil {
+			return err
+		}
+	}
+	return b.
 		Named("medicaldevice").
 		For(&v1alpha1.MedicalDevice{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&ciliumv2.CiliumNetworkPolicy{}, builder.WithPredicates(r.own.dropEchoes())).
@@ -454,9 +463,12 @@ const recountDelay = 2 * time.Second
 // is reported until the flow appears) and the policy in place (which claimant of a contested
 // address medseg enforces, and ungoverned devices whose last enforced policy is kept).
 func deviceSummaryChanged() predicate.Predicate {
-	summary := func(o client.Object) [7]string {
+	summary := func(o client.Object) [8]string {
 		d := o.(*v1alpha1.MedicalDevice)
-		var s [7]string
+		var s [8]string
+		if t := d.Status.Traffic; t != nil {
+			s[7] = fmt.Sprint(t.UndeclaredFlows, t.Drops, t.BypassConnections > 0)
+		}
 		if c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionSegmented); c != nil {
 			s[6] = c.Reason
 		}

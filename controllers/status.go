@@ -75,7 +75,8 @@ func sameStatus(a, b *v1alpha1.MedicalDeviceStatus) bool {
 		return false
 	}
 	return equality.Semantic.DeepEqual(a.Risk, b.Risk) && equality.Semantic.DeepEqual(a.Segmentation, b.Segmentation) &&
-		equality.Semantic.DeepEqual(a.Drift, b.Drift) && equality.Semantic.DeepEqual(a.History, b.History)
+		equality.Semantic.DeepEqual(a.Drift, b.Drift) && equality.Semantic.DeepEqual(a.History, b.History) &&
+		equality.Semantic.DeepEqual(a.Traffic, b.Traffic)
 }
 
 // pushHistory adds an entry at the front when priority or mode changed, keeping MaxHistory.

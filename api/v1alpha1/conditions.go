@@ -14,6 +14,9 @@ const (
 	ConditionIsolated = "Isolated"
 	// ConditionCommissioned (MedicalDevice): spec.commissioning approves the current flows.
 	ConditionCommissioned = "Commissioned"
+	// ConditionTrafficDeclared (MedicalDevice, in Audit or onboarding, when the operator follows
+	// Hubble Relay): the flows the device would be enforced with cover the traffic observed.
+	ConditionTrafficDeclared = "TrafficDeclared"
 )
 
 // Condition reasons: the whole vocabulary medseg writes, in one place. UpperCamelCase.
@@ -66,6 +69,14 @@ const (
 	ReasonNotCommissioned = "NotCommissioned"
 	// ReasonFlowsChanged: spec.flows changed after commissioning; the approval no longer covers them.
 	ReasonFlowsChanged = "FlowsChanged"
+	// ReasonTrafficDeclared: every flow observed through the gateway is covered.
+	ReasonTrafficDeclared = "TrafficDeclared"
+	// ReasonUndeclaredTraffic: observed flows are not covered: enforcement would drop them.
+	ReasonUndeclaredTraffic = "UndeclaredTraffic"
+	// ReasonNoTrafficObserved: Hubble observed no flow of the device in the window.
+	ReasonNoTrafficObserved = "NoTrafficObserved"
+	// ReasonHubbleUnavailable: the operator cannot follow Hubble Relay.
+	ReasonHubbleUnavailable = "HubbleUnavailable"
 )
 
 // Event reasons, emitted on transitions only.

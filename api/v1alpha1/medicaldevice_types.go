@@ -662,11 +662,77 @@ type MedicalDeviceStatus struct {
 	// drift records repairs and foreign policies.
 	// +optional
 	Drift *DriftStatus `json:"drift,omitempty"`
+	// traffic summarises what Hubble observed through the device's gateways and at its
+	// addresses, when the operator follows Hubble Relay (chart value hubble.relay.address).
+	// +optional
+	Traffic *TrafficStatus `json:"traffic,omitempty"`
 	// history of priority and mode changes, newest first, at most 10 entries.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10
 	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// TrafficStatus is a bounded summary of the traffic Hubble observed for a device in a recent
+// window: what its declared flows would not let through (the answer to "what will enforcement
+// break?" in Audit and onboarding), policy drops and traffic that bypassed its gateway. It is
+// evidence for the change board, not risk input.
+type TrafficStatus struct {
+	// window is how far back the counts go.
+	// +optional
+	Window metav1.Duration `json:"window,omitempty"`
+	// observedAt is when medseg summarised the traffic.
+	// +optional
+	ObservedAt *metav1.Time `json:"observedAt,omitempty"`
+	// undeclared are the observed flows through the gateway that the flows the device would be
+	// enforced with do not cover, most connections first, at most 10.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Undeclared []ObservedFlow `json:"undeclared,omitempty"`
+	// undeclaredFlows counts every such flow, not only the 10 listed.
+	// +optional
+	UndeclaredFlows int32 `json:"undeclaredFlows,omitempty"`
+	// undeclaredConnections counts their connections.
+	// +optional
+	UndeclaredConnections int64 `json:"undeclaredConnections,omitempty"`
+	// drops counts connections to or from the device (through its gateway or not) that Cilium
+	// dropped in the window.
+	// +optional
+	Drops int64 `json:"drops,omitempty"`
+	// lastDrop is when the latest of them was seen.
+	// +optional
+	LastDrop *metav1.Time `json:"lastDrop,omitempty"`
+	// bypassConnections counts connections between the device's addresses and pods other
+	// than its gateways: evidence that its network is flat.
+	// +optional
+	BypassConnections int64 `json:"bypassConnections,omitempty"`
+}
+
+// ObservedFlow is one flow Hubble observed through a device's gateway.
+type ObservedFlow struct {
+	// direction of the flow.
+	// +required
+	Direction Direction `json:"direction"`
+	// peer names the other side: namespace/labels of a pod, or an address outside the cluster.
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	Peer string `json:"peer"`
+	// protocol of the flow.
+	// +required
+	Protocol Protocol `json:"protocol"`
+	// gatewayPort is the gateway's port.
+	// +required
+	GatewayPort int32 `json:"gatewayPort"`
+	// port is the device port (ToDevice) or the peer port (FromDevice).
+	// +required
+	Port int32 `json:"port"`
+	// connections observed in the window.
+	// +required
+	Connections int64 `json:"connections"`
+	// lastSeen is when the latest connection was observed.
+	// +required
+	LastSeen metav1.Time `json:"lastSeen"`
 }
 
 // MedicalDevice is one networked medical device outside the cluster, fronted by gateway pods.

@@ -405,6 +405,26 @@ type SegmentPolicyStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	IneffectiveApprovals []string `json:"ineffectiveApprovals,omitempty"`
+	// traffic aggregates the governed devices' observed traffic, when the operator follows
+	// Hubble Relay.
+	// +optional
+	Traffic *PolicyTraffic `json:"traffic,omitempty"`
+}
+
+// PolicyTraffic aggregates what Hubble observed for a SegmentPolicy's devices.
+type PolicyTraffic struct {
+	// devicesWithUndeclaredTraffic counts devices whose observed traffic their flows do not cover.
+	// +optional
+	DevicesWithUndeclaredTraffic int32 `json:"devicesWithUndeclaredTraffic"`
+	// undeclaredFlows sums the devices' undeclared flows.
+	// +optional
+	UndeclaredFlows int32 `json:"undeclaredFlows"`
+	// drops sums the devices' dropped connections in the window.
+	// +optional
+	Drops int64 `json:"drops"`
+	// devicesWithBypass counts devices reached without their gateway.
+	// +optional
+	DevicesWithBypass int32 `json:"devicesWithBypass"`
 }
 
 // SegmentPolicy maps device risk to segmentation. Cluster-scoped and owned by the security team.

@@ -63,7 +63,9 @@ networked medical devices, and records approvals (commissioning).
 Offline commands read MedicalDevice and SegmentPolicy files (-f PATH, -R, -k DIR, URLs, -):
   render, assess, report -f
 Online commands use the current kubeconfig context and kubectl's flags (--context, -n, --as, ...):
-  audit, explain, commission, report, version`,
+  audit, explain, commission, report, version
+discover proposes devices' flows from Hubble's flow records (files or Hubble Relay), for
+devices read from the cluster or from files.`,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl medseg"},
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -73,7 +75,7 @@ Online commands use the current kubeconfig context and kubectl's flags (--contex
 	root.SetErr(streams.ErrOut)
 	o.flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(newRenderCommand(o), newAssessCommand(o), newReportCommand(o), newAuditCommand(o),
-		newExplainCommand(o), newCommissionCommand(o), newVersionCommand(o))
+		newExplainCommand(o), newCommissionCommand(o), newDiscoverCommand(o), newVersionCommand(o))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	"google.golang.org/grpc"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/controllers"
+	"github.com/medseg/medseg/internal/discover"
 )
 
 // Config is the operator's configuration, from flags in main.go or set by tests.
@@ -51,6 +53,15 @@ type Config struct {
 	Burst int
 	// GracefulShutdownTimeout bounds how long in-flight work may finish on stop; zero means 30s.
 	GracefulShutdownTimeout time.Duration
+	// HubbleRelay, when it has an address, makes the operator follow Hubble Relay's flows of
+	// gateway pods and device addresses and record each device's observed traffic in status.
+	HubbleRelay discover.RelayOptions
+	// HubbleDial replaces discover.Dial (tests dial in-process servers).
+	HubbleDial func(discover.RelayOptions) (grpc.ClientConnInterface, func() error, error)
+	// TrafficWindow is how far back observed traffic counts (default 24h); TrafficInterval the
+	// shortest time between two traffic status writes of one device (default 1m);
+	// TrafficTick how often traffic is summarised (default 10s).
+	TrafficWindow, TrafficInterval, TrafficTick time.Duration
 }
 
 // Scheme returns the scheme medseg uses: client-go, medseg and Cilium v2.
@@ -143,8 +154,16 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	}
 	m := controllers.NewMetrics(reg)
 	copts := controllers.Options{DeviceWorkers: c.DeviceWorkers, PolicyWorkers: c.PolicyWorkers}
+	var traffic *controllers.TrafficFollower
+	if c.HubbleRelay.Address != "" {
+		traffic = controllers.NewTrafficFollower(controllers.TrafficConfig{
+			Relay: c.HubbleRelay, Dial: c.HubbleDial, Reader: mgr.GetCache(),
+			Window: c.TrafficWindow, Interval: c.TrafficInterval, Tick: c.TrafficTick,
+			Log: ctrl.Log.WithName("hubble"),
+		})
+	}
 	if err := (&controllers.MedicalDeviceReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Metrics: m,
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Metrics: m, Traffic: traffic,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return nil, fmt.Errorf("setting up the MedicalDevice controller: %w", err)
 	}

@@ -47,12 +47,22 @@ func startOperatorStoppable(t *testing.T) func() {
 // idempotent stop, which also runs when the test ends.
 func runOperator(t *testing.T) (*testenv.Counter, func()) {
 	t.Helper()
+	return runOperatorWith(t, nil)
+}
+
+// runOperatorWith is runOperator with the configuration changed by configure.
+func runOperatorWith(t *testing.T, configure func(*operator.Config)) (*testenv.Counter, func()) {
+	t.Helper()
 	counter := testenv.NewCounter()
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, env.Config, operator.Config{
+	cfg := operator.Config{
 		MetricsAddr: "0", ProbeAddr: "0", DeviceWorkers: 4, PolicyWorkers: 2,
 		NewClient: counter.NewClient, SkipNameValidation: true,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	mgr, err := operator.New(ctx, env.Config, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
