@@ -39,10 +39,11 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) $(HELM) ## Generate deepcopy code, the chart README, config/admission from the chart, and the krew manifest.
+generate: $(CONTROLLER_GEN) $(HELM) ## Generate deepcopy code, the chart README, config/admission from the chart, the krew manifest and the sample Hubble capture.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(GO) run ./hack/chartdoc charts/medseg
 	$(MAKE) krew-manifest
+	$(GO) run ./hack/gen-capture config/samples/discovery/capture.jsonpb
 	( echo "# Generated from charts/medseg (protectedInputs, default values) by make generate. Do not edit."; \
 	  $(HELM) template medseg charts/medseg --kube-version $(K8S_VERSION) --show-only templates/protected-inputs.yaml \
 	    --set extraLabels=null | grep -v '^# Source:' ) > config/admission/protected-inputs.yaml

@@ -15,6 +15,7 @@ import (
 
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -151,8 +152,14 @@ func runDiscover(ctx context.Context, o *options, do *discoverOptions, out *outp
 		if err != nil {
 			return err
 		}
+		ns, explicit := "", false
+		if o.flags.Namespace != nil && *o.flags.Namespace != "" && !do.all {
+			ns, explicit = *o.flags.Namespace, true
+		}
 		for i := range in.Devices {
-			devs = append(devs, &in.Devices[i])
+			if !explicit || in.Devices[i].Namespace == ns {
+				devs = append(devs, &in.Devices[i])
+			}
 		}
 	} else {
 		if c, err = o.client(); err != nil {
@@ -446,8 +453,10 @@ func peerText(p v1alpha1.Peer) string {
 	}
 	ns := "(own namespace)"
 	if p.NamespaceSelector != nil {
-		if s, err := metav1.LabelSelectorAsSelector(p.NamespaceSelector); err == nil {
-			ns = s.String()
+		if name, ok := p.NamespaceSelector.MatchLabels[corev1.LabelMetadataName]; ok && len(p.NamespaceSelector.MatchLabels) == 1 && len(p.NamespaceSelector.MatchExpressions) == 0 {
+			ns = name
+		} else if s, err := metav1.LabelSelectorAsSelector(p.NamespaceSelector); err == nil {
+			ns = "{" + s.String() + "}"
 		}
 	}
 	pods := "*"

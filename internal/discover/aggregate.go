@@ -205,7 +205,7 @@ type Aggregator struct {
 	stats  Stats
 	hop1   map[hop1Key]*Counts
 	hop2   map[hop2Key]*hop2Agg
-	assoc  map[assocKey]map[target]uint64
+	assoc  map[assocKey]map[target]*Counts // the hop-1 connections paired with each target
 	bypass map[bypassKey]*Counts
 	shared map[netip.Addr]*Counts
 	world  map[netip.Addr]int32
@@ -221,7 +221,7 @@ func NewAggregator(ix *Index, opts Options) *Aggregator {
 		ix: ix, opts: opts,
 		hop1:   map[hop1Key]*Counts{},
 		hop2:   map[hop2Key]*hop2Agg{},
-		assoc:  map[assocKey]map[target]uint64{},
+		assoc:  map[assocKey]map[target]*Counts{},
 		bypass: map[bypassKey]*Counts{},
 		shared: map[netip.Addr]*Counts{},
 		world:  map[netip.Addr]int32{},
@@ -316,18 +316,18 @@ func (a *Aggregator) classify(f *flowpb.Flow, src, dst netip.Addr, proto uint8, 
 		// Hop 1 of a ToDevice flow: a peer connects to the gateway.
 		peer := a.peerID(srcEp, src)
 		c = a.addHop1(hop1Key{g: g, dir: dirTo, proto: proto, port: dport, peer: peer}, t, v)
-		a.ringOf(dst).push(opening{t: t, dir: dirTo, proto: proto, port: dport, peer: peer})
+		a.ringOf(dst).push(opening{t: t, v: v, dir: dirTo, proto: proto, port: dport, peer: peer})
 	}
 	if g := srcEp.gateway; g != nil {
 		// Hop 1 of a FromDevice flow: the gateway connects on to the peer.
 		peer := a.peerID(dstEp, dst)
 		c2 := a.addHop1(hop1Key{g: g, dir: dirFrom, proto: proto, port: dport, peer: peer}, t, v)
 		known := func(o *opening) bool {
-			return a.assoc[assocKey{g: g, dir: dirFrom, proto: proto, port: dport, peer: peer}][target{d: o.d, port: o.port}] > 0
+			return a.assoc[assocKey{g: g, dir: dirFrom, proto: proto, port: dport, peer: peer}][target{d: o.d, port: o.port}] != nil
 		}
 		if o := a.ringOf(src).pair(dirFrom, proto, t, a.opts.PairWindow, known); o != nil {
 			o.h.paired++
-			a.associate(assocKey{g: g, dir: dirFrom, proto: proto, port: dport, peer: peer}, target{d: o.d, port: o.port})
+			a.associate(assocKey{g: g, dir: dirFrom, proto: proto, port: dport, peer: peer}, target{d: o.d, port: o.port}, t, v)
 		}
 		if c == nil {
 			c = c2
@@ -385,11 +385,11 @@ func (a *Aggregator) deviceSide(devs []*Device, addr netip.Addr, dir uint8, othe
 	if dir == dirTo {
 		// Hop 2 of a ToDevice flow: the gateway connects on to the device.
 		known := func(o *opening) bool {
-			return a.assoc[assocKey{g: ep.gateway, dir: dirTo, proto: proto, port: o.port, peer: o.peer}][target{d: d, port: dport}] > 0
+			return a.assoc[assocKey{g: ep.gateway, dir: dirTo, proto: proto, port: o.port, peer: o.peer}][target{d: d, port: dport}] != nil
 		}
 		if o := a.ringOf(other).pair(dirTo, proto, t, a.opts.PairWindow, known); o != nil {
 			h.paired++
-			a.associate(assocKey{g: ep.gateway, dir: dirTo, proto: proto, port: o.port, peer: o.peer}, target{d: d, port: dport})
+			a.associate(assocKey{g: ep.gateway, dir: dirTo, proto: proto, port: o.port, peer: o.peer}, target{d: d, port: dport}, o.t, o.v)
 		}
 	} else {
 		// Hop 2 of a FromDevice flow: the device connects to the gateway.
@@ -412,17 +412,22 @@ func (a *Aggregator) addHop1(k hop1Key, t int64, v verdict) *Counts {
 	return c
 }
 
-func (a *Aggregator) associate(k assocKey, tg target) {
+func (a *Aggregator) associate(k assocKey, tg target, t int64, v verdict) {
 	m, ok := a.assoc[k]
 	if !ok {
 		if len(a.assoc) >= a.opts.MaxKeys {
 			a.stats.Overflow++
 			return
 		}
-		m = map[target]uint64{}
+		m = map[target]*Counts{}
 		a.assoc[k] = m
 	}
-	m[tg]++
+	c, ok := m[tg]
+	if !ok {
+		c = &Counts{}
+		m[tg] = c
+	}
+	c.add(t, v)
 }
 
 // peerID interns the peer on one side: world peers by address, others by identity.
@@ -457,6 +462,7 @@ func (a *Aggregator) ringOf(gw netip.Addr) *ring {
 // it (ToDevice) or the device's (FromDevice).
 type opening struct {
 	t      int64
+	v      verdict  // ToDevice: the peer's connection's verdict
 	dir    uint8
 	proto  uint8
 	port   uint16   // ToDevice: the gateway port; FromDevice: the gateway port the device used
@@ -643,15 +649,13 @@ const minShare = 5 // 1/5 = 20%
 func (a *Aggregator) Result() *Result {
 	accepted := make(map[assocKey][]target, len(a.assoc))
 	for k, m := range a.assoc {
-		var max uint64
-		for _, n := range m {
-			if n > max {
-				max = n
-			}
+		var top uint64
+		for _, c := range m {
+			top = max(top, c.Connections)
 		}
 		var ts []target
-		for tg, n := range m {
-			if n*minShare >= max {
+		for tg, c := range m {
+			if c.Connections*minShare >= top {
 				ts = append(ts, tg)
 			}
 		}
@@ -703,7 +707,14 @@ func (a *Aggregator) Result() *Result {
 				sum = &Counts{}
 				obs[ok] = sum
 			}
-			sum.merge(c)
+			// One device behind the peer and port: all its connections, paired or not. Several
+			// (one port a gateway multiplexes, or one peer two devices send to): each gets the
+			// connections paired with it, so none is counted twice.
+			if paired := a.assoc[k][tg]; len(ts) > 1 && paired != nil {
+				sum.merge(paired)
+			} else {
+				sum.merge(c)
+			}
 		}
 	}
 	r := &Result{Stats: a.stats}

@@ -179,7 +179,7 @@ func (s *site) traffic(r *rand.Rand, b *capture.Builder) {
 			b.Proxied(c.p, c.gw, uint32(c.f.GatewayPort), addr, uint32(c.f.PeerPort), string(c.f.Protocol), false, capture.Forwarded)
 		}
 		if r.Intn(5) == 0 {
-			b.Connection(capture.Endpoint{Reserved: "host"}, capture.PodEndpoint(c.gw), "TCP", 8080, capture.Forwarded)
+			b.Connection(capture.Endpoint{Reserved: "host", IP: "10.0.0.1"}, capture.PodEndpoint(c.gw), "TCP", 8080, capture.Forwarded)
 		}
 	}
 }

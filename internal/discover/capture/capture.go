@@ -173,6 +173,11 @@ const (
 // replies. A dropped connection ends with the drop. IPv6 addresses give IPv6 records.
 func (b *Builder) Connection(src, dst Endpoint, proto string, port uint32, v Verdict) {
 	b.now = b.now.Add(b.step)
+	b.connection(src, dst, proto, port, v)
+}
+
+// connection emits a connection's events at the builder's clock.
+func (b *Builder) connection(src, dst Endpoint, proto string, port uint32, v Verdict) {
 	sport := b.ephemeral()
 	ipv := flowpb.IPVersion_IPv4
 	if strings.Contains(src.ip(), ":") {
@@ -257,8 +262,8 @@ func (b *Builder) Connection(src, dst Endpoint, proto string, port uint32, v Ver
 	}
 }
 
-// Proxied emits a flow through a gateway pod: peer → gateway:gatewayPort, then within a few
-// milliseconds gateway → device:devicePort (ToDevice); or device → gateway:gatewayPort, then
+// Proxied emits a flow through a gateway pod (advancing the clock by one step): peer →
+// gateway:gatewayPort, then 2ms later gateway → device:devicePort (ToDevice); or device → gateway:gatewayPort, then
 // gateway → peer:peerPort (FromDevice, toDevice false).
 func (b *Builder) Proxied(peer Endpoint, gw *Pod, gatewayPort uint32, device string, port uint32, proto string, toDevice bool, v Verdict) {
 	dev := External(device)
@@ -266,13 +271,13 @@ func (b *Builder) Proxied(peer Endpoint, gw *Pod, gatewayPort uint32, device str
 		b.Connection(peer, PodEndpoint(gw), proto, gatewayPort, v)
 		if v != Dropped {
 			b.now = b.now.Add(2 * time.Millisecond)
-			b.Connection(PodEndpoint(gw), dev, proto, port, Forwarded)
+			b.connection(PodEndpoint(gw), dev, proto, port, Forwarded)
 		}
 		return
 	}
 	b.Connection(dev, PodEndpoint(gw), proto, gatewayPort, Forwarded)
 	b.now = b.now.Add(2 * time.Millisecond)
-	b.Connection(PodEndpoint(gw), peer, proto, port, v)
+	b.connection(PodEndpoint(gw), peer, proto, port, v)
 }
 
 // Lost emits a lost-events record.
