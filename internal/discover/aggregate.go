@@ -462,7 +462,7 @@ func (a *Aggregator) ringOf(gw netip.Addr) *ring {
 // it (ToDevice) or the device's (FromDevice).
 type opening struct {
 	t      int64
-	v      verdict  // ToDevice: the peer's connection's verdict
+	v      verdict // ToDevice: the peer's connection's verdict
 	dir    uint8
 	proto  uint8
 	port   uint16   // ToDevice: the gateway port; FromDevice: the gateway port the device used
