@@ -597,7 +597,7 @@ func appliedFlows(d *v1alpha1.MedicalDevice, manager string) map[string]bool {
 			continue
 		}
 		var fields map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			continue
 		}
 		spec, _ := fields["f:spec"].(map[string]any)

@@ -747,7 +747,7 @@ func (a *Aggregator) Result() *Result {
 	for k, h := range a.hop2 {
 		if h.paired == 0 && !k.d.gone {
 			r.Unpaired = append(r.Unpaired, Unpaired{Device: k.d, Direction: direction(k.dir),
-				Protocol: protocol(k.proto), Port: int32(k.port), Counts: h.Counts.settled()})
+				Protocol: protocol(k.proto), Port: int32(k.port), Counts: h.settled()})
 		}
 	}
 	r.sort()

@@ -202,13 +202,13 @@ func (b *Builder) connection(src, dst Endpoint, proto string, port uint32, v Ver
 		switch strings.ToUpper(proto) {
 		case "UDP":
 			f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_UDP{UDP: &flowpb.UDP{SourcePort: sp, DestinationPort: dp}}}
-			f.Summary = "UDP"
+			f.Summary = "UDP" //nolint:staticcheck // Hubble still fills the deprecated summary; the capture mirrors it
 		default:
 			flags := &flowpb.TCPFlags{SYN: true}
-			f.Summary = "TCP Flags: SYN"
+			f.Summary = "TCP Flags: SYN" //nolint:staticcheck // as above
 			if reply {
 				flags.ACK = true
-				f.Summary = "TCP Flags: SYN, ACK"
+				f.Summary = "TCP Flags: SYN, ACK" //nolint:staticcheck // as above
 			}
 			f.L4 = &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: sp, DestinationPort: dp, Flags: flags}}}
 		}
@@ -239,7 +239,7 @@ func (b *Builder) connection(src, dst Endpoint, proto string, port uint32, v Ver
 		f := mk(at, src, dst, !dstPod, dstPod, sport, port, false, ms)
 		f.Verdict = flowpb.Verdict_DROPPED
 		f.DropReasonDesc = flowpb.DropReason_POLICY_DENIED
-		f.DropReason = 133
+		f.DropReason = 133 //nolint:staticcheck // Hubble still fills the deprecated numeric reason
 		f.EventType = &flowpb.CiliumEventType{Type: 1, SubType: 133}
 		f.TrafficDirection = dir
 		f.IsReply = nil // drops do not know
