@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -221,6 +223,36 @@ func runDiscover(ctx context.Context, o *options, do *discoverOptions, out *outp
 		fmt.Fprintln(o.streams.Out, "\nNothing was written: review the proposal, then --apply (or -o yaml for GitOps).")
 	}
 	return nil
+}
+
+// DiscoverRecords is discover --flows on one reader of hubble observe -o jsonpb records, for
+// devs, with tier rules such as "app=pacs=Clinical"; it returns the proposal and the read's
+// warnings. The demo and tests use it.
+func DiscoverRecords(r io.Reader, name string, devs []*v1alpha1.MedicalDevice, tiers []string) (*discover.Proposal, []string, error) {
+	rules, err := tierRules(tiers, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	ix := discover.NewIndex(devs)
+	agg := discover.NewAggregator(ix, discover.Options{})
+	if err := agg.ReadJSONPB(r, name); err != nil {
+		return nil, nil, err
+	}
+	stats := agg.Stats()
+	if err := stats.Check(); err != nil {
+		return nil, nil, err
+	}
+	return discover.Propose(agg.Result(), ix.Devices(), discover.ProposeOptions{Tiers: rules}), stats.Warnings(), nil
+}
+
+// PrintDiscovered writes a proposal as discover -o table does, notes included.
+func PrintDiscovered(w io.Writer, p *discover.Proposal) error {
+	return printDiscover(w, &output{format: "table", print: genericclioptions.NewPrintFlags("")}, p)
+}
+
+// ApplyDiscoveredFlows is discover --apply under the command's default field manager.
+func ApplyDiscoveredFlows(ctx context.Context, c client.Client, w io.Writer, p *discover.Proposal) error {
+	return ApplyDiscovered(ctx, c, w, p, DiscoverFieldManager, dryRunNone)
 }
 
 func streamRelay(ctx context.Context, do *discoverOptions, ix *discover.Index, agg *discover.Aggregator, since, until time.Time) error {
@@ -529,20 +561,6 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 			continue
 		}
 		q := v1alpha1.Qualified(dp.Namespace, dp.Name)
-		var live v1alpha1.MedicalDevice
-		if err := c.Get(ctx, client.ObjectKey{Namespace: dp.Namespace, Name: dp.Name}, &live); err != nil {
-			return fmt.Errorf("reading MedicalDevice %s: %w", q, err)
-		}
-		owned := appliedFlows(&live, manager)
-		var flows []v1alpha1.Flow
-		for _, f := range live.Spec.Flows {
-			if owned[f.Name] {
-				flows = append(flows, f)
-			}
-		}
-		flows = append(flows, fresh...)
-		cfg := applyConfig(dp, flows)
-		cfg.Metadata.ResourceVersion = dp.ResourceVersion
 		names := make([]string, len(fresh))
 		for i, f := range fresh {
 			names[i] = f.Name
@@ -551,20 +569,43 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 			fmt.Fprintf(w, "would add to %s (dry run, client): %s\n", q, strings.Join(names, ", "))
 			continue
 		}
-		raw, err := json.Marshal(cfg)
+		var live v1alpha1.MedicalDevice
+		// The apply is guarded by the resourceVersion of a read whose spec generation is the one
+		// discovery compared against: a spec edited since discovery is refused, while the
+		// operator's status writes in between only cost a retry.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: dp.Namespace, Name: dp.Name}, &live); err != nil {
+				return fmt.Errorf("reading MedicalDevice %s: %w", q, err)
+			}
+			if dp.Generation != 0 && live.Generation != dp.Generation {
+				return fmt.Errorf("MedicalDevice %s: its spec changed since discovery read it (generation %d, now %d); run discover again", q, dp.Generation, live.Generation)
+			}
+			owned := appliedFlows(&live, manager)
+			var flows []v1alpha1.Flow
+			for _, f := range live.Spec.Flows {
+				if owned[f.Name] {
+					flows = append(flows, f)
+				}
+			}
+			flows = append(flows, fresh...)
+			cfg := applyConfig(dp, flows)
+			cfg.Metadata.ResourceVersion = live.ResourceVersion
+			raw, err := json.Marshal(cfg)
+			if err != nil {
+				return err
+			}
+			u := &unstructured.Unstructured{}
+			if err := json.Unmarshal(raw, &u.Object); err != nil {
+				return err
+			}
+			opts := []client.ApplyOption{client.FieldOwner(manager)}
+			if dry == dryRunServer {
+				opts = append(opts, client.DryRunAll)
+			}
+			return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...)
+		})
 		if err != nil {
-			return err
-		}
-		u := &unstructured.Unstructured{}
-		if err := json.Unmarshal(raw, &u.Object); err != nil {
-			return err
-		}
-		opts := []client.ApplyOption{client.FieldOwner(manager)}
-		if dry == dryRunServer {
-			opts = append(opts, client.DryRunAll)
-		}
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
-			return fmt.Errorf("adding flows to %s: %w", q, conflictHint(err))
+			return fmt.Errorf("adding flows to %s: %w", q, err)
 		}
 		verb := "added to"
 		if dry == dryRunServer {
@@ -580,13 +621,6 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 		fmt.Fprintln(w, "no new flows to add")
 	}
 	return nil
-}
-
-func conflictHint(err error) error {
-	if strings.Contains(err.Error(), "the object has been modified") || strings.Contains(err.Error(), "Operation cannot be fulfilled") {
-		return fmt.Errorf("%w: the device changed since discovery read it; run discover again", err)
-	}
-	return err
 }
 
 // appliedFlows are the names of the flows the manager owns through server-side apply.

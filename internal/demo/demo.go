@@ -70,8 +70,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.GrantWindow == 0 {
 		o.GrantWindow = 8 * time.Second
 	}
-	s := &story{Options: o, ctx: ctx, steps: 9}
-	for _, f := range []func() error{s.hospital, s.policies, s.stagedRollout, s.onboarding, s.vendorWindow, s.kev, s.foreign, s.repair, s.exception} {
+	s := &story{Options: o, ctx: ctx, steps: 10}
+	for _, f := range []func() error{s.hospital, s.policies, s.stagedRollout, s.onboarding, s.discovery, s.vendorWindow, s.kev, s.foreign, s.repair, s.exception} {
 		if err := f(); err != nil {
 			return fmt.Errorf("step %d: %w", s.step, err)
 		}

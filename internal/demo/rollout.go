@@ -8,7 +8,6 @@ import (
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,13 +36,8 @@ func (s *story) stagedRollout() error {
 		"packet of a zone still in Audit. medseg's guard only fences critical care's networks, and",
 		"only critical care's gateways are put in default deny. Cilium's own policy engine judges it.")
 	for _, a := range appPods {
-		pod := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "v1", "kind": "Pod",
-			"metadata": map[string]any{"name": a.app, "namespace": a.ns, "labels": map[string]any{"app": a.app}},
-			"spec":     map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.hospital.local/" + a.app + ":1.0"}}},
-		}}
-		if err := s.apply(pod); err != nil {
-			return fmt.Errorf("creating the %s stand-in pod: %w", a.app, err)
+		if err := s.standIn(a.ns, a.app); err != nil {
+			return err
 		}
 	}
 	if err := s.setEnforcement("diagnostics", v1alpha1.EnforcementAudit); err != nil {
@@ -160,7 +154,9 @@ func (s *story) setEnforcement(policy string, e v1alpha1.Enforcement) error {
 
 // liveWorld loads the sample hospital as it is in the cluster (its namespaces' devices, pods and
 // medseg's policies there, every SegmentPolicy and every guard) into Cilium's engine.
-func (s *story) liveWorld() (*segcheck.World, error) {
+// liveWorld loads the objects in the cluster into Cilium's engine; probes are extra addresses
+// to ask about.
+func (s *story) liveWorld(probes ...string) (*segcheck.World, error) {
 	objs, err := manifest.Read([]string{s.Samples}, nil)
 	if err != nil {
 		return nil, err
@@ -240,7 +236,7 @@ func (s *story) liveWorld() (*segcheck.World, error) {
 	if err != nil {
 		return nil, err
 	}
-	return segcheck.Load(h, sp, nil, d.Plans, gs, cps)
+	return segcheck.Load(h, sp, probes, d.Plans, gs, cps)
 }
 
 // stagedPods are the pods of the staged-rollout sample: its gateways, a gateway-labelled debug

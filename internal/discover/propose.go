@@ -102,10 +102,11 @@ type DeviceProposal struct {
 	// Commissioned devices leave clinical approval when their flows change: adding proposed
 	// flows puts them in onboarding until they are commissioned again.
 	Commissioned bool `json:"commissioned,omitempty"`
-	// ResourceVersion is the device's, when read from a cluster: an apply is guarded by it.
-	ResourceVersion string        `json:"-"`
-	Bypass          []BypassRow   `json:"bypass,omitempty"`
-	Unpaired        []UnpairedRow `json:"unpaired,omitempty"`
+	// Generation is the device's spec generation when discovery read it, from a cluster: an apply
+	// is refused when the spec changed since (the operator's status writes do not count).
+	Generation int64         `json:"-"`
+	Bypass     []BypassRow   `json:"bypass,omitempty"`
+	Unpaired   []UnpairedRow `json:"unpaired,omitempty"`
 	// Unnamed are observed peers no flow can name (host, remote-node, NAT'd, ...).
 	Unnamed []PeerCount `json:"unnamed,omitempty"`
 }
@@ -185,7 +186,7 @@ func Propose(r *Result, devs []*Device, opts ProposeOptions) *Proposal {
 
 func proposeDevice(d *Device, obs []Observation, opts ProposeOptions) DeviceProposal {
 	dev := d.Object
-	dp := DeviceProposal{Namespace: d.Namespace, Name: d.Name, ResourceVersion: dev.ResourceVersion,
+	dp := DeviceProposal{Namespace: d.Namespace, Name: d.Name, Generation: dev.Generation,
 		Commissioned: dev.Spec.Commissioning != nil}
 	declared := dev.Spec.Flows
 	seen := make([]*Row, len(declared))

@@ -8,6 +8,7 @@
 package segcheck
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -133,6 +134,9 @@ func (w *World) ip(a string) *identity.Identity {
 // Allowed asks Cilium's engine whether from may connect to to on proto/port. egressOnly is for
 // destinations outside the cluster, where no endpoint enforces ingress.
 func (w *World) Allowed(from, to *identity.Identity, proto string, port int32, egressOnly bool) (bool, error) {
+	if from == nil || to == nil {
+		return false, errors.New("segcheck: unknown pod or address (not in the world's pods, devices or probes)")
+	}
 	if egressOnly {
 		return w.sim.EgressAllowed(from, to, proto, uint16(port))
 	}
