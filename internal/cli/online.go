@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/discover"
 )
 
 // DeviceAudit is one device's row of `audit -o json`.
@@ -28,6 +29,18 @@ type DeviceAudit struct {
 	Reason          string `json:"reason"`
 	DriftRepairs    int64  `json:"driftRepairs"`
 	WideningForeign int    `json:"wideningForeignPolicies"`
+	// Traffic is what Hubble showed (when the operator follows Relay): the observed flows the
+	// device's flows do not cover, which Enforce would drop, and the drops in the window.
+	Traffic *TrafficAudit `json:"traffic,omitempty"`
+}
+
+// TrafficAudit is a device's observed traffic in `audit -o json`.
+type TrafficAudit struct {
+	UndeclaredFlows       int32    `json:"undeclaredFlows"`
+	UndeclaredConnections int64    `json:"undeclaredConnections"`
+	Top                   []string `json:"top,omitempty"`
+	Drops                 int64    `json:"drops"`
+	BypassConnections     int64    `json:"bypassConnections"`
 }
 
 // PolicyAudit is one SegmentPolicy's row of `audit -o json`.
@@ -73,6 +86,13 @@ func BuildAudit(devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy) Au
 				}
 			}
 		}
+		if t := d.Status.Traffic; t != nil {
+			a.Traffic = &TrafficAudit{UndeclaredFlows: t.UndeclaredFlows, UndeclaredConnections: t.UndeclaredConnections,
+				Drops: t.Drops, BypassConnections: t.BypassConnections}
+			for _, f := range t.Undeclared {
+				a.Traffic.Top = append(a.Traffic.Top, discover.FlowText(f))
+			}
+		}
 		r.Passed = r.Passed && a.Segmented
 		r.Devices = append(r.Devices, a)
 	}
@@ -103,11 +123,20 @@ func printAudit(w io.Writer, out *output, r AuditReport) error {
 		return out.printRows(w, nil, r, names)
 	}
 	devs := make([][]any, 0, len(r.Devices))
+	traffic := false
 	for _, d := range r.Devices {
-		devs = append(devs, []any{d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), fmt.Sprint(d.Segmented), d.Reason, fmt.Sprint(d.DriftRepairs), fmt.Sprint(d.WideningForeign)})
+		undeclared, drops := "-", "-"
+		if t := d.Traffic; t != nil {
+			traffic = true
+			undeclared, drops = fmt.Sprint(t.UndeclaredFlows), discover.Thousands(t.Drops)
+		}
+		devs = append(devs, []any{d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), fmt.Sprint(d.Segmented), d.Reason, fmt.Sprint(d.DriftRepairs), fmt.Sprint(d.WideningForeign), undeclared, drops})
 	}
-	if err := out.printRows(w, table([]string{"NAMESPACE", "DEVICE", "POLICY", "PRIORITY", "MODE", "SEGMENTED", "REASON", "REPAIRS", "WIDENING"}, devs), nil, nil); err != nil {
+	if err := out.printRows(w, table([]string{"NAMESPACE", "DEVICE", "POLICY", "PRIORITY", "MODE", "SEGMENTED", "REASON", "REPAIRS", "WIDENING", "UNDECLARED", "DROPS"}, devs), nil, nil); err != nil {
 		return err
+	}
+	if traffic {
+		writeAuditTraffic(w, r.Devices)
 	}
 	fmt.Fprintln(w)
 	pols := make([][]any, 0, len(r.Policies))
@@ -123,6 +152,32 @@ func printAudit(w io.Writer, out *output, r AuditReport) error {
 		fmt.Fprintln(w, "\nFAIL: some devices are not segmented or some device networks are flat (see above)")
 	}
 	return nil
+}
+
+// writeAuditTraffic lists, for the change board, what Enforce would drop of each device's observed
+// traffic, and the traffic that reached devices without their gateways.
+func writeAuditTraffic(w io.Writer, devs []DeviceAudit) {
+	header := false
+	for _, d := range devs {
+		t := d.Traffic
+		if t == nil || (t.UndeclaredFlows == 0 && t.BypassConnections == 0) {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nObserved traffic the devices' flows do not cover (Enforce would drop it):")
+			header = true
+		}
+		q := v1alpha1.Qualified(d.Namespace, d.Name)
+		if t.UndeclaredFlows > 0 {
+			fmt.Fprintf(w, "  %s: %d flows, %s connections\n", q, t.UndeclaredFlows, discover.Thousands(t.UndeclaredConnections))
+			for _, f := range t.Top {
+				fmt.Fprintf(w, "    %s\n", f)
+			}
+		}
+		if t.BypassConnections > 0 {
+			fmt.Fprintf(w, "  %s: %s connections reached it without its gateway (the network is flat)\n", q, discover.Thousands(t.BypassConnections))
+		}
+	}
 }
 
 // ReadAudit reads devices (of one namespace, or all when ns is "") and every policy from the
@@ -186,6 +241,18 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 		for _, o := range s.AppliedObjects {
 			p("  applied %s %s (%s)", o.Kind, v1alpha1.Qualified(o.Namespace, o.Name), o.Hash)
 		}
+	}
+	if t := d.Status.Traffic; t != nil {
+		at := "-"
+		if t.ObservedAt != nil {
+			at = t.ObservedAt.UTC().Format(time.RFC3339)
+		}
+		p("\nObserved traffic (Hubble, last %s, summarised %s):", t.Window.Duration, at)
+		p("  %d flows its flows do not cover (%s connections): Enforce would drop them", t.UndeclaredFlows, discover.Thousands(t.UndeclaredConnections))
+		for _, f := range t.Undeclared {
+			p("    %s", discover.FlowText(f))
+		}
+		p("  %s connections dropped by Cilium, %s without its gateway", discover.Thousands(t.Drops), discover.Thousands(t.BypassConnections))
 	}
 	p("\nConditions:")
 	conds := append([]metav1.Condition(nil), d.Status.Conditions...)

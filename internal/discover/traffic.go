@@ -129,6 +129,13 @@ func Arrow(f v1alpha1.ObservedFlow) string {
 	return fmt.Sprintf("%s → %d/%s", f.Peer, f.Port, f.Protocol)
 }
 
+// FlowText is an observed flow for people: "ToDevice clinical-apps/app=pacs → 104/TCP via
+// gateway port 11114, 1,204 connections, last 2026-11-23T16:31:00Z".
+func FlowText(f v1alpha1.ObservedFlow) string {
+	return fmt.Sprintf("%s %s via gateway port %d, %s connections, last %s", f.Direction, Arrow(f), f.GatewayPort,
+		Thousands(f.Connections), f.LastSeen.UTC().Format(time.RFC3339))
+}
+
 // Thousands writes n with thousands separators: 1,204.
 func Thousands(n int64) string {
 	s := fmt.Sprint(n)

@@ -66,7 +66,7 @@ func HTML(w io.Writer, r *Report) error {
 		}
 		p("</ul>\n")
 	}
-	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants)} {
+	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants), trafficTable(s.Traffic)} {
 		p("<h3>%s</h3>\n", esc(t.title))
 		if len(t.rows) == 0 {
 			p("<p>None.</p>\n")
@@ -122,6 +122,17 @@ func HTML(w io.Writer, r *Report) error {
 		}
 		for _, f := range d.ForeignPolicies {
 			dl("Foreign policy", esc(f))
+		}
+		if t := d.Traffic; t != nil {
+			v := esc(trafficLine(t))
+			if len(t.Undeclared) > 0 {
+				v += "<ul>"
+				for _, f := range t.Undeclared {
+					v += "<li>" + esc(f) + "</li>"
+				}
+				v += "</ul>"
+			}
+			dl("Observed traffic (Hubble, last "+t.Window+")", v)
 		}
 		p("</dl>\n")
 		if len(d.Flows) > 0 {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/medseg/medseg/internal/discover"
 )
 
 // Markdown writes the report as GitHub-flavoured Markdown.
@@ -47,7 +49,7 @@ func Markdown(w io.Writer, r *Report) error {
 		p("- **%s**: %s: %s", md(f.Device), f.Reason, md(f.Detail))
 	}
 	p("")
-	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants)} {
+	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants), trafficTable(s.Traffic)} {
 		p("### %s", t.title)
 		p("")
 		if len(t.rows) == 0 {
@@ -120,6 +122,12 @@ func Markdown(w io.Writer, r *Report) error {
 		}
 		for _, f := range d.ForeignPolicies {
 			p("- Foreign policy: %s", md(f))
+		}
+		if t := d.Traffic; t != nil {
+			p("- Observed traffic (Hubble, last %s): %s", t.Window, md(trafficLine(t)))
+			for _, f := range t.Undeclared {
+				p("  - %s", md(f))
+			}
 		}
 		p("")
 		if len(d.Flows) > 0 {
@@ -208,6 +216,26 @@ func exceptionsTable(es []Exception) table {
 		t.rows = append(t.rows, []string{e.Device, e.Name, e.MaxMode, e.ApprovedBy, e.ExpiresAt, e.State})
 	}
 	return t
+}
+
+func trafficTable(ts []Traffic) table {
+	t := table{title: "Observed traffic (Hubble): what Enforce would drop, drops, and traffic around the gateway",
+		header: []string{"Device", "Enforcement", "Undeclared flows", "Connections", "Top undeclared flow", "Dropped", "Without gateway"}}
+	for _, x := range ts {
+		top := "-"
+		if len(x.Undeclared) > 0 {
+			top = x.Undeclared[0]
+		}
+		t.rows = append(t.rows, []string{x.Device, x.Enforcement, fmt.Sprint(x.UndeclaredFlows), discover.Thousands(x.UndeclaredConnections),
+			top, discover.Thousands(x.Drops), discover.Thousands(x.BypassConnections)})
+	}
+	return t
+}
+
+// trafficLine summarises a device's observed traffic in one sentence.
+func trafficLine(t *Traffic) string {
+	return fmt.Sprintf("%d flows its flows do not cover (%s connections; Enforce drops them), %s connections dropped, %s without its gateway",
+		t.UndeclaredFlows, discover.Thousands(t.UndeclaredConnections), discover.Thousands(t.Drops), discover.Thousands(t.BypassConnections))
 }
 
 func grantsTable(gs []Grant) table {

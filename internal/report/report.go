@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/discover"
 	"github.com/medseg/medseg/internal/render"
 )
 
@@ -67,6 +68,22 @@ type Summary struct {
 	OpenDrift        []Finding       `json:"openDrift"`
 	Exceptions       []Exception     `json:"exceptions"`
 	Grants           []Grant         `json:"grants"`
+	// Traffic lists the devices whose observed traffic (Hubble) has flows their declared flows
+	// do not cover, drops, or connections that bypassed their gateway.
+	Traffic []Traffic `json:"traffic"`
+}
+
+// Traffic is a device's observed traffic, as the operator summarised it from Hubble.
+type Traffic struct {
+	Device      string `json:"device"`
+	Enforcement string `json:"enforcement"`
+	Window      string `json:"window"`
+	// UndeclaredFlows are observed flows the device's flows do not cover: Enforce drops them.
+	UndeclaredFlows       int32    `json:"undeclaredFlows"`
+	UndeclaredConnections int64    `json:"undeclaredConnections"`
+	Undeclared            []string `json:"undeclared"`
+	Drops                 int64    `json:"drops"`
+	BypassConnections     int64    `json:"bypassConnections"`
 }
 
 // PolicySummary is one SegmentPolicy's line in the summary.
@@ -186,6 +203,7 @@ type Device struct {
 	Grants          []Grant       `json:"grants"`
 	ForeignPolicies []string      `json:"foreignPolicies"`
 	History         []HistoryItem `json:"history"`
+	Traffic         *Traffic      `json:"traffic,omitempty"`
 }
 
 var (
@@ -223,7 +241,7 @@ func Build(in Input) *Report {
 		zones[p.Name] = &Zone{Name: p.Name, Enforcement: string(p.Spec.Enforcement), DeviceNetworks: nets, Devices: []string{}}
 	}
 	s := &r.Summary
-	s.Policies, s.OpenDrift, s.Exceptions, s.Grants = []PolicySummary{}, []Finding{}, []Exception{}, []Grant{}
+	s.Policies, s.OpenDrift, s.Exceptions, s.Grants, s.Traffic = []PolicySummary{}, []Finding{}, []Exception{}, []Grant{}, []Traffic{}
 	byPriority, byMode := map[string]int{}, map[string]int{}
 	for i := range devs {
 		d := buildDevice(&devs[i], pols, now, in.Offline)
@@ -247,6 +265,9 @@ func Build(in Input) *Report {
 		z.Devices = append(z.Devices, d.Ref)
 		if d.Exception != nil {
 			s.Exceptions = append(s.Exceptions, *d.Exception)
+		}
+		if t := d.Traffic; t != nil && (t.UndeclaredFlows > 0 || t.Drops > 0 || t.BypassConnections > 0) {
+			s.Traffic = append(s.Traffic, *t)
 		}
 	}
 	if s.Devices > 0 {
@@ -442,6 +463,17 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 	}
 	for _, h := range st.History {
 		out.History = append(out.History, HistoryItem{Time: ts(h.Time), Priority: string(h.Priority), Mode: string(h.Mode), Reason: h.Reason})
+	}
+	if t := st.Traffic; t != nil && !offline {
+		out.Traffic = &Traffic{Device: out.Ref, Enforcement: Unknown, Window: t.Window.Duration.String(),
+			UndeclaredFlows: t.UndeclaredFlows, UndeclaredConnections: t.UndeclaredConnections, Undeclared: []string{},
+			Drops: t.Drops, BypassConnections: t.BypassConnections}
+		if seg != nil && seg.Enforcement != "" {
+			out.Traffic.Enforcement = string(seg.Enforcement)
+		}
+		for _, f := range t.Undeclared {
+			out.Traffic.Undeclared = append(out.Traffic.Undeclared, discover.FlowText(f))
+		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/cli"
 	"github.com/medseg/medseg/internal/discover"
 	"github.com/medseg/medseg/internal/discover/capture"
 	"github.com/medseg/medseg/internal/operator"
+	"github.com/medseg/medseg/internal/report"
 )
 
 // liveRelay is a real gRPC server implementing Hubble's Observer API on loopback: every
@@ -139,6 +142,34 @@ func TestAuditShowsWhatEnforceWouldDrop(t *testing.T) {
 		g.Expect(pol.Status.Traffic).NotTo(BeNil())
 		g.Expect(pol.Status.Traffic.DevicesWithUndeclaredTraffic).To(Equal(int32(1)))
 	}).Should(Succeed())
+
+	// The change board's evidence: audit, explain and the report show it.
+	audit, err := cli.ReadAudit(context.Background(), env.Client, ct.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := cli.WriteAudit(&text, audit, "table"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"UNDECLARED", "radiology" + sfx + "/ct-scanner-1: 1 flows, 12 connections", "ToDevice " + peer + " → 4006/TCP via gateway port 11113, 12 connections"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("audit lacks %q:\n%s", want, text.String())
+		}
+	}
+	text.Reset()
+	cli.WriteExplain(&text, getDevice(g, ct))
+	if want := "1 flows its flows do not cover (12 connections): Enforce would drop them"; !strings.Contains(text.String(), want) {
+		t.Errorf("explain lacks %q:\n%s", want, text.String())
+	}
+	var devs v1alpha1.MedicalDeviceList
+	g.Expect(env.Client.List(context.Background(), &devs)).To(Succeed())
+	rep := report.Build(report.Input{Devices: devs.Items, Now: time.Now(), Source: "live cluster"})
+	text.Reset()
+	g.Expect(report.Write(&text, rep, "markdown")).To(Succeed())
+	if want := "| radiology" + sfx + "/ct-scanner-1 | Audit | 1 | 12 | ToDevice " + peer; !strings.Contains(text.String(), strings.ReplaceAll(want, "_", "\\_")) {
+		t.Errorf("report lacks %q:\n%s", want, text.String())
+	}
 
 	// A sustained stream: status writes stay at most one per interval.
 	key := "status MedicalDevice " + ct.String()
