@@ -249,3 +249,42 @@ func TestMalformedInput(t *testing.T) {
 		t.Errorf("hubble's line: %+v", s)
 	}
 }
+
+// TestIndexUpdateKeepsAggregates: the operator's follower re-reads the devices every tick. A
+// device or gateway that stays must keep what was aggregated under it: before, every Update
+// made new gateway groups, so each tick started new aggregates beside the old ones until the
+// key bound was reached and new traffic was dropped as overflow.
+func TestIndexUpdateKeepsAggregates(t *testing.T) {
+	devs := []*v1alpha1.MedicalDevice{mdev("radiology", "ct", "dicom", "10.30.1.10"), mdev("radiology", "us", "dicom", "10.30.1.23")}
+	gw := gwPod("radiology", "dicom-0", "dicom", "10.244.1.20")
+	pacs := appPod("clinical-apps", "pacs-0", "pacs", "10.244.2.30")
+	ix := discover.NewIndex(devs)
+	agg := discover.NewAggregator(ix, discover.Options{MaxKeys: 16})
+	start := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	const rounds = 50
+	for i := 0; i < rounds; i++ {
+		b := capture.NewBuilder(start.Add(time.Duration(i)*time.Minute), time.Second)
+		b.Proxied(capture.PodEndpoint(pacs), gw, 11112, "10.30.1.10", 104, "TCP", false, capture.Forwarded)
+		b.Proxied(capture.PodEndpoint(pacs), gw, 11114, "10.30.1.23", 104, "TCP", false, capture.Forwarded)
+		for _, f := range b.Flows() {
+			agg.AddResponse(f, nil)
+		}
+		copies := make([]*v1alpha1.MedicalDevice, len(devs))
+		for j, d := range devs {
+			copies[j] = d.DeepCopy() // as a fresh List returns them
+		}
+		ix.Update(copies)
+	}
+	if o := agg.Stats().Overflow; o != 0 {
+		t.Errorf("%d connections overflowed after %d updates of unchanged devices", o, rounds)
+	}
+	r := agg.Result()
+	if len(r.Observations) != 2 {
+		t.Fatalf("want one observation per flow, got %d", len(r.Observations))
+	}
+	for _, o := range r.Observations {
+		if o.Connections != rounds {
+			t.Errorf("%s %d: %d connections, want %d", o.Device.Name, o.GatewayPort, o.Connections, rounds)
+		}
+	}
+}

@@ -46,7 +46,10 @@ type Index struct {
 	byAddr  map[netip.Addr][]*Device
 	byNS    map[string][]*Device
 	groups  map[string]*gatewayGroup
-	peers   peerTable
+	// prevGroups are the groups before the last Update: a group learned again keeps its
+	// identity, so what was aggregated under it is not split or duplicated.
+	prevGroups map[string]*gatewayGroup
+	peers      peerTable
 
 	byIdentity map[uint32]*endpoint
 	byLabels   map[string]*endpoint
@@ -167,6 +170,12 @@ func (ix *Index) Update(devs []*v1alpha1.MedicalDevice) {
 	ix.devices = ix.devices[:0:0]
 	ix.byAddr = map[netip.Addr][]*Device{}
 	ix.byNS = map[string][]*Device{}
+	for k, g := range ix.groups {
+		if ix.prevGroups == nil {
+			ix.prevGroups = map[string]*gatewayGroup{}
+		}
+		ix.prevGroups[k] = g
+	}
 	ix.groups = map[string]*gatewayGroup{}
 	ix.byIdentity = map[uint32]*endpoint{}
 	ix.byLabels = map[string]*endpoint{}
@@ -335,7 +344,12 @@ func (ix *Index) learn(ep *flowpb.Endpoint) *endpoint {
 			key := ns + "/" + strings.Join(names, ",")
 			g, ok := ix.groups[key]
 			if !ok {
-				g = &gatewayGroup{devices: group, key: key}
+				if g, ok = ix.prevGroups[key]; ok {
+					g.devices = group // the same devices by name; their current objects
+					delete(ix.prevGroups, key)
+				} else {
+					g = &gatewayGroup{devices: group, key: key}
+				}
 				ix.groups[key] = g
 			}
 			e.gateway = g
