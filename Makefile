@@ -100,12 +100,14 @@ envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their 
 	@$(ENVTEST_ASSETS_CMD)
 
 .PHONY: bench
-bench: ## Benchmarks: the pure engines (go test -bench) and the operator at 1,000 and 10,000 devices.
+bench: ## Benchmarks: the pure engines (go test -bench), the operator at 1,000 and 10,000 devices, discover on 1,000,000 Hubble records and the traffic follower.
 	$(GO) test ./internal/risk ./internal/render -run '^$$' -bench . -benchmem
 	assets="$$($(ENVTEST_ASSETS_CMD))"; \
 	for n in 1000 10000; do \
-		KUBEBUILDER_ASSETS="$$assets" MEDSEG_BENCH_N=$$n $(GO) test ./test/bench -run TestBench -count=1 -v -timeout 120m || exit 1; \
+		KUBEBUILDER_ASSETS="$$assets" MEDSEG_BENCH_N=$$n $(GO) test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 120m || exit 1; \
 	done
+	MEDSEG_BENCH_RECORDS=1000000 MEDSEG_BENCH_FLOW_DEVICES=1000 MEDSEG_BENCH_FOLLOW_SECONDS=60 \
+	$(GO) test ./test/bench -run '^TestBench(Discover|Follower)$$' -count=1 -v -timeout 60m
 
 ##@ Build
 

@@ -387,4 +387,3 @@ func writeJSON(t *testing.T, name string, v any) {
 	must(t, os.MkdirAll(dir, 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, name), append(raw, '\n'), 0o600))
 }
-
