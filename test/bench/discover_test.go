@@ -15,7 +15,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -265,7 +264,6 @@ type streamRelay struct {
 	flows []*flowpb.Flow
 	times []time.Time
 	span  time.Duration
-	sent  sync.WaitGroup
 }
 
 func (r *streamRelay) GetFlows(_ *observerpb.GetFlowsRequest, s grpc.ServerStreamingServer[observerpb.GetFlowsResponse]) error {
