@@ -122,17 +122,29 @@ func printAudit(w io.Writer, out *output, r AuditReport) error {
 		}
 		return out.printRows(w, nil, r, names)
 	}
-	devs := make([][]any, 0, len(r.Devices))
+	// The observed-traffic columns appear when the operator follows Hubble (some device has
+	// status.traffic).
 	traffic := false
 	for _, d := range r.Devices {
-		undeclared, drops := "-", "-"
-		if t := d.Traffic; t != nil {
-			traffic = true
-			undeclared, drops = fmt.Sprint(t.UndeclaredFlows), discover.Thousands(t.Drops)
-		}
-		devs = append(devs, []any{d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), fmt.Sprint(d.Segmented), d.Reason, fmt.Sprint(d.DriftRepairs), fmt.Sprint(d.WideningForeign), undeclared, drops})
+		traffic = traffic || d.Traffic != nil
 	}
-	if err := out.printRows(w, table([]string{"NAMESPACE", "DEVICE", "POLICY", "PRIORITY", "MODE", "SEGMENTED", "REASON", "REPAIRS", "WIDENING", "UNDECLARED", "DROPS"}, devs), nil, nil); err != nil {
+	devs := make([][]any, 0, len(r.Devices))
+	for _, d := range r.Devices {
+		row := []any{d.Namespace, d.Name, dash(d.Policy), dash(d.Priority), dash(d.Mode), fmt.Sprint(d.Segmented), d.Reason, fmt.Sprint(d.DriftRepairs), fmt.Sprint(d.WideningForeign)}
+		if traffic {
+			undeclared, drops := "-", "-"
+			if t := d.Traffic; t != nil {
+				undeclared, drops = fmt.Sprint(t.UndeclaredFlows), discover.Thousands(t.Drops)
+			}
+			row = append(row, undeclared, drops)
+		}
+		devs = append(devs, row)
+	}
+	header := []string{"NAMESPACE", "DEVICE", "POLICY", "PRIORITY", "MODE", "SEGMENTED", "REASON", "REPAIRS", "WIDENING"}
+	if traffic {
+		header = append(header, "UNDECLARED", "DROPS")
+	}
+	if err := out.printRows(w, table(header, devs), nil, nil); err != nil {
 		return err
 	}
 	if traffic {
