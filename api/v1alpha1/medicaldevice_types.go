@@ -129,6 +129,19 @@ type DeviceIdentity struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	UDI string `json:"udi,omitempty"`
+	// cpe is the device's CPE 2.3 formatted string, as the manufacturer's advisories name it,
+	// e.g. cpe:2.3:h:acme_medical:infusion_pump_ip-200:3.1.0:*:*:*:*:*:*:*. VEX statements are
+	// matched on it first.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^cpe:2\\\\.3:[aho\\\\*\\\\-](:[^:]+){10}$')",message="cpe must be a CPE 2.3 formatted string: cpe:2.3:part:vendor:product:version:update:edition:language:sw_edition:target_sw:target_hw:other"
+	CPE string `json:"cpe,omitempty"`
+	// purl is the device's package URL, e.g. pkg:generic/acme-medical/ip-200@3.1.0. VEX
+	// statements are matched on it after the CPE.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^pkg:[A-Za-z.+-][A-Za-z0-9.+-]*/[^\\\\s]+$')",message="purl must be a package URL: pkg:type/namespace/name@version"
+	PURL string `json:"purl,omitempty"`
 }
 
 // ClinicalImpact feeds the SSVC Human Impact decision.
@@ -317,6 +330,49 @@ type Vulnerability struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	Source string `json:"source,omitempty"`
+	// justification says why the device is NotAffected, as the VEX statement gives it, e.g.
+	// vulnerable_code_not_present (CSAF) or code_not_reachable (CycloneDX).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Justification string `json:"justification,omitempty"`
+}
+
+// ThreatIntel is what exploitation feeds say about one vulnerability of the device: CISA KEV
+// and FIRST EPSS. It annotates an entry of spec.vulnerabilities with the same id and is ignored
+// without one, so withdrawing a vulnerability never leaves a feed's annotation behind as a
+// vulnerability of its own.
+type ThreatIntel struct {
+	// id is the vulnerability's id in spec.vulnerabilities.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._:-]*$`
+	ID string `json:"id"`
+	// knownExploited is true when the vulnerability is in CISA's Known Exploited
+	// Vulnerabilities catalog; it makes exploitation Active.
+	// +optional
+	KnownExploited bool `json:"knownExploited,omitempty"`
+	// knownExploitedSince is the date CISA added it to the catalog (YYYY-MM-DD).
+	// +optional
+	// +kubebuilder:validation:MaxLength=10
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
+	KnownExploitedSince string `json:"knownExploitedSince,omitempty"`
+	// epss is FIRST's EPSS probability as a decimal string from "0" to "1"; it replaces the
+	// entry's own epss.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0(\\\\.[0-9]{1,6})?|1(\\\\.0{1,6})?)$')",message="epss must be a decimal string from 0 to 1, e.g. \"0.93\""
+	EPSS string `json:"epss,omitempty"`
+	// epssPercentile is the EPSS percentile, "0" to "1".
+	// +optional
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0(\\\\.[0-9]{1,6})?|1(\\\\.0{1,6})?)$')",message="epssPercentile must be a decimal string from 0 to 1"
+	EPSSPercentile string `json:"epssPercentile,omitempty"`
+	// epssDate is the date of the EPSS scores (YYYY-MM-DD).
+	// +optional
+	// +kubebuilder:validation:MaxLength=10
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
+	EPSSDate string `json:"epssDate,omitempty"`
 }
 
 // Detection is evidence from monitoring or MDR that the device is being attacked. An active
@@ -371,6 +427,14 @@ type MedicalDeviceSpec struct {
 	// +listMapKey=id
 	// +kubebuilder:validation:MaxItems=512
 	Vulnerabilities []Vulnerability `json:"vulnerabilities,omitempty"`
+	// threatIntel annotates vulnerabilities with exploitation feeds (CISA KEV, FIRST EPSS), by
+	// id; each feed owns its fields under its own field manager. An entry whose id is not in
+	// vulnerabilities is ignored.
+	// +optional
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=512
+	ThreatIntel []ThreatIntel `json:"threatIntel,omitempty"`
 	// detections from monitoring, merged by source and type.
 	// +optional
 	// +listType=map

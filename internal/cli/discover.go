@@ -26,6 +26,7 @@ import (
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/discover"
+	"github.com/medseg/medseg/internal/ssa"
 )
 
 // DiscoverFieldManager is the field manager of `discover --apply`.
@@ -580,7 +581,7 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 			if dp.Generation != 0 && live.Generation != dp.Generation {
 				return fmt.Errorf("MedicalDevice %s: its spec changed since discovery read it (generation %d, now %d); run discover again", q, dp.Generation, live.Generation)
 			}
-			owned := appliedFlows(&live, manager)
+			owned := ssa.AppliedKeys(&live, manager, "flows", "name")
 			var flows []v1alpha1.Flow
 			for _, f := range live.Spec.Flows {
 				if owned[f.Name] {
@@ -623,30 +624,3 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 	return nil
 }
 
-// appliedFlows are the names of the flows the manager owns through server-side apply.
-func appliedFlows(d *v1alpha1.MedicalDevice, manager string) map[string]bool {
-	out := map[string]bool{}
-	for _, mf := range d.ManagedFields {
-		if mf.Manager != manager || mf.Operation != metav1.ManagedFieldsOperationApply || mf.FieldsV1 == nil {
-			continue
-		}
-		var fields map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
-			continue
-		}
-		spec, _ := fields["f:spec"].(map[string]any)
-		flows, _ := spec["f:flows"].(map[string]any)
-		for k := range flows {
-			if !strings.HasPrefix(k, "k:") {
-				continue
-			}
-			var key map[string]any
-			if json.Unmarshal([]byte(k[2:]), &key) == nil {
-				if n, ok := key["name"].(string); ok {
-					out[n] = true
-				}
-			}
-		}
-	}
-	return out
-}

@@ -74,7 +74,7 @@ devices read from the cluster or from files.`,
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	o.flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(newRenderCommand(o), newAssessCommand(o), newReportCommand(o), newAuditCommand(o),
+	root.AddCommand(newFeedCommand(o), newRenderCommand(o), newAssessCommand(o), newReportCommand(o), newAuditCommand(o),
 		newExplainCommand(o), newCommissionCommand(o), newDiscoverCommand(o), newVersionCommand(o))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -144,4 +145,74 @@ func stripComments(b []byte) []byte {
 		}
 	}
 	return bytes.Join(keep, []byte("\n"))
+}
+
+// SplitSource splits an Object's Source, "file.yaml#2", into the file and the document number;
+// ok is false for standard input and List items.
+func SplitSource(src string) (file string, doc int, ok bool) {
+	i := strings.LastIndex(src, "#")
+	if i <= 0 || strings.HasPrefix(src, "-#") || strings.Contains(src[i:], "[") {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(src[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return src[:i], n, true
+}
+
+// ReplaceDocuments rewrites a multi-document YAML file with some documents (numbered from 1 as
+// Decode numbers them) replaced; the others are kept byte for byte. The file is replaced
+// atomically.
+func ReplaceDocuments(path string, docs map[int][]byte) error {
+	in, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return err
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReaderSize(bytes.NewReader(in), 64<<10))
+	var out bytes.Buffer
+	for doc := 1; ; doc++ {
+		raw, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s#%d: reading YAML: %w", path, doc, err)
+		}
+		if r, ok := docs[doc]; ok {
+			raw = r
+			delete(docs, doc)
+		}
+		if doc > 1 {
+			out.WriteString("---\n")
+		}
+		out.Write(raw)
+		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+			out.WriteByte('\n')
+		}
+	}
+	if len(docs) > 0 {
+		return fmt.Errorf("%s changed since it was read: documents are missing", path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if _, err := tmp.Write(out.Bytes()); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -92,7 +92,7 @@ func Device(in Input) (*Plan, error) {
 	exposure, why := risk.BaselineExposure(dev.Spec.Flows, gated, unenforced, in.Widened)
 	p.Assessment = risk.Assess(risk.Input{
 		Safety: dev.Spec.Clinical.SafetyImpact, Mission: dev.Spec.Clinical.MissionImpact,
-		Vulnerabilities: dev.Spec.Vulnerabilities, Detections: dev.Spec.Detections,
+		Vulnerabilities: dev.Spec.Vulnerabilities, Intel: dev.Spec.ThreatIntel, Detections: dev.Spec.Detections,
 		Exposure: exposure, ExposureSource: why, EPSSThreshold: threshold, Now: in.Now,
 	})
 	res, err := render.Device(render.Input{Device: dev, Policy: sel.Policy, Priority: p.Assessment.Priority, Namespaces: in.Namespaces, Now: in.Now})

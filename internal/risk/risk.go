@@ -78,7 +78,10 @@ type Input struct {
 	Safety          v1alpha1.SafetyImpact
 	Mission         v1alpha1.MissionImpact
 	Vulnerabilities []v1alpha1.Vulnerability
-	Detections      []v1alpha1.Detection
+	// Intel annotates vulnerabilities by id (CISA KEV, FIRST EPSS); an entry without a
+	// vulnerability of its id is ignored.
+	Intel      []v1alpha1.ThreatIntel
+	Detections []v1alpha1.Detection
 	// Exposure and ExposureSource come from the controllers (or the offline plugin), derived from
 	// the device's baseline segmentation as enforced; see BaselineExposure.
 	Exposure       Exposure
@@ -142,13 +145,20 @@ func Assess(in Input) Assessment {
 		threshold, _ = parseDecimal(v1alpha1.DefaultEPSSActiveThreshold)
 	}
 	detection := activeDetection(in.Detections)
-
+	intel := make(map[string]v1alpha1.ThreatIntel, len(in.Intel))
+	for _, t := range in.Intel {
+		intel[t.ID] = t
+	}
+	var notAffected []string
 	for _, v := range in.Vulnerabilities {
 		if v.Status == v1alpha1.VulnFixed || v.Status == v1alpha1.VulnNotAffected {
 			out.Ignored++
+			if v.Status == v1alpha1.VulnNotAffected && v.Justification != "" {
+				notAffected = append(notAffected, v.ID+": "+v.Justification)
+			}
 			continue
 		}
-		level, why := exploitation(v, detection, threshold)
+		level, why := exploitation(v, intel[v.ID], detection, threshold)
 		va := VulnAssessment{
 			ID: v.ID, Exploitation: level, Automatable: v.Automatable,
 			Explanation: Explained{Value: level.String(), Source: why},
@@ -174,7 +184,7 @@ func Assess(in Input) Assessment {
 		out.Exploitation = Explained{Value: ExploitNone.String(), Source: "no vulnerability assessed"}
 		out.Automatable = Explained{Value: "No", Source: "no vulnerability assessed"}
 		out.Summary = fmt.Sprintf("Defer: no Affected or UnderInvestigation vulnerability (%d ignored by VEX status); %s, %s",
-			out.Ignored, field("Exposure", out.Exposure), field("HumanImpact", out.HumanImpact))
+			out.Ignored, field("Exposure", out.Exposure), field("HumanImpact", out.HumanImpact)) + notAffectedText(notAffected)
 		return out
 	}
 	d := out.Vulnerabilities[0]
@@ -185,13 +195,32 @@ func Assess(in Input) Assessment {
 	out.Summary = fmt.Sprintf("%s: %s with %s, %s, %s, %s; %d assessed, %d ignored",
 		out.Priority, d.ID, field("Exploitation", out.Exploitation), field("Exposure", out.Exposure),
 		field("Automatable", Explained{Value: yesNo(d.Automatable)}), field("HumanImpact", out.HumanImpact),
-		len(out.Vulnerabilities), out.Ignored)
+		len(out.Vulnerabilities), out.Ignored) + notAffectedText(notAffected)
 	return out
 }
 
+// notAffectedText lists the VEX justifications of NotAffected vulnerabilities, the first few.
+func notAffectedText(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	sort.Strings(ids)
+	more := ""
+	if len(ids) > 3 {
+		more, ids = fmt.Sprintf(" and %d more", len(ids)-3), ids[:3]
+	}
+	return "; NotAffected per VEX: " + strings.Join(ids, ", ") + more
+}
+
 // exploitation derives SSVC Exploitation for one vulnerability, strongest evidence first.
-func exploitation(v v1alpha1.Vulnerability, detection string, threshold int64) (ExploitLevel, string) {
+func exploitation(v v1alpha1.Vulnerability, intel v1alpha1.ThreatIntel, detection string, threshold int64) (ExploitLevel, string) {
+	epss, epssSource := v.EPSS, ""
+	if intel.EPSS != "" {
+		epss, epssSource = intel.EPSS, " (FIRST EPSS"+suffixDate(" of ", intel.EPSSDate)+")"
+	}
 	switch {
+	case intel.KnownExploited:
+		return ExploitActive, "CISA KEV" + suffixDate(" since ", intel.KnownExploitedSince)
 	case v.KnownExploited:
 		return ExploitActive, "CISA KEV"
 	case detection != "":
@@ -199,15 +228,22 @@ func exploitation(v v1alpha1.Vulnerability, detection string, threshold int64) (
 	case v.Exploitation == v1alpha1.ExploitationActive:
 		return ExploitActive, "feed reports active exploitation"
 	}
-	if v.EPSS != "" {
-		if epss, err := parseDecimal(v.EPSS); err == nil && epss >= threshold {
-			return ExploitActive, fmt.Sprintf("EPSS %s ≥ %s", v.EPSS, formatDecimal(threshold))
+	if epss != "" {
+		if p, err := parseDecimal(epss); err == nil && p >= threshold {
+			return ExploitActive, fmt.Sprintf("EPSS %s ≥ %s%s", epss, formatDecimal(threshold), epssSource)
 		}
 	}
 	if v.Exploitation == v1alpha1.ExploitationPoC {
 		return ExploitPoC, "public proof of concept"
 	}
 	return ExploitNone, "no known exploitation"
+}
+
+func suffixDate(prefix, d string) string {
+	if d == "" {
+		return ""
+	}
+	return prefix + d
 }
 
 func activeDetection(ds []v1alpha1.Detection) string {

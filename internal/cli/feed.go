@@ -1,0 +1,431 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/feed"
+	"github.com/medseg/medseg/internal/manifest"
+	"github.com/medseg/medseg/internal/ssa"
+)
+
+// feedOptions are the flags every feed subcommand shares.
+type feedOptions struct {
+	sources  []string
+	devices  []string
+	products string
+	partial  bool
+	apply    bool
+	inPlace  bool
+	dry      string
+	all      bool
+}
+
+func newFeedCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "feed (kev | epss | vex) -f SOURCE",
+		Short: "Update devices' risk inputs from CISA KEV, FIRST EPSS and manufacturers' VEX",
+		Long: `Read a vulnerability feed and change the risk inputs of the MedicalDevices it concerns.
+
+  kev   CISA's Known Exploited Vulnerabilities catalog (JSON): marks vulnerabilities already on a
+        device as known exploited, with the date CISA added them (spec.threatIntel).
+  epss  FIRST's daily EPSS scores (CSV, gzipped or not): sets the EPSS probability and
+        percentile of vulnerabilities already on a device (spec.threatIntel).
+  vex   Manufacturers' CSAF 2.0 (csaf_vex, csaf_security_advisory) and CycloneDX VEX documents:
+        adds or updates the vulnerabilities they state for the devices their products match,
+        with the VEX status, its justification, the CVSS base score and the advisory as source
+        (spec.vulnerabilities). An entry this feed wrote from an advisory it reads again, which
+        no longer states it, is withdrawn.
+
+-f takes a file, a directory, - (standard input) or an http(s) URL of the hospital's mirror,
+and repeats. Devices come from the cluster (every namespace unless -n) or, with --devices,
+from files (GitOps). Nothing is written without --apply (server-side apply under one field
+manager per feed: medseg-feed-kev, medseg-feed-epss, medseg-feed-vex) or --in-place (the
+--devices files are rewritten). A device whose inputs would not change is not written.
+
+Bad input writes nothing: every problem is listed with its file and place. With --partial the
+valid part of a partially valid input is used and the problems are warnings.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return errors.New("give a feed: kev, epss or vex")
+		},
+	}
+	cmd.AddCommand(newFeedSubcommand(o, "kev", "Mark vulnerabilities on devices that CISA's KEV catalog lists as exploited",
+		`  kubectl medseg feed kev -f https://mirror.hospital.local/cisa/known_exploited_vulnerabilities.json
+  kubectl medseg feed kev -f known_exploited_vulnerabilities.json --apply
+  kubectl medseg feed kev -f kev.json --devices devices/ --in-place    # GitOps`),
+		newFeedSubcommand(o, "epss", "Set FIRST EPSS scores of vulnerabilities on devices",
+			`  kubectl medseg feed epss -f epss_scores-current.csv.gz --apply
+  kubectl medseg feed epss -f https://mirror.hospital.local/epss/epss_scores-current.csv.gz -o yaml`),
+		newFeedSubcommand(o, "vex", "Apply manufacturers' CSAF 2.0 and CycloneDX VEX statements to matching devices",
+			`  kubectl medseg feed vex -f advisories/ --products products.yaml
+  kubectl medseg feed vex -f advisories/ --products products.yaml --apply --dry-run=server
+  kubectl medseg feed vex -f acme-vex.json --devices devices/ -o yaml | kubectl medseg assess -f -`))
+	return cmd
+}
+
+func newFeedSubcommand(o *options, kind, short, example string) *cobra.Command {
+	var fo feedOptions
+	var out *output
+	cmd := &cobra.Command{
+		Use:     kind + " -f SOURCE [--devices PATH] [--apply | --in-place]",
+		Short:   short,
+		Example: example,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.validate(); err != nil {
+				return err
+			}
+			return runFeed(cmd.Context(), o, kind, &fo, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&fo.sources, "filename", "f", nil, "The feed: a file, a directory, - for standard input, or an http(s) URL; repeatable.")
+	f.StringArrayVar(&fo.devices, "devices", nil, "Read MedicalDevices from this file or directory instead of the cluster; repeatable.")
+	if kind == "vex" {
+		f.StringVar(&fo.products, "products", "", "YAML mapping device models to advisory products: products: [{manufacturer, model, vendor, product}]; used when a device has no CPE or package URL the advisory names.")
+	}
+	f.BoolVar(&fo.partial, "partial", false, "Use the valid part of a partially valid input (problems become warnings).")
+	f.BoolVar(&fo.apply, "apply", false, "Write the changes into the cluster's devices (server-side apply).")
+	f.BoolVar(&fo.inPlace, "in-place", false, "Rewrite the --devices files with the changes.")
+	f.BoolVarP(&fo.all, "all-namespaces", "A", false, "Every namespace (the default unless -n is given).")
+	addDryRunFlag(cmd, &fo.dry)
+	out = addOutputFlag(cmd, "table", "table", "wide")
+	return cmd
+}
+
+func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out *output) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	dry, err := parseDryRun(fo.dry)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(fo.sources) == 0:
+		return fmt.Errorf("give the %s feed with -f (a file, a directory, - or a URL)", kind)
+	case dry != dryRunNone && !fo.apply:
+		return errors.New("--dry-run applies to --apply")
+	case fo.apply && len(fo.devices) > 0:
+		return errors.New("--apply writes into the cluster's devices; with --devices use --in-place")
+	case fo.inPlace && len(fo.devices) == 0:
+		return errors.New("--in-place rewrites the --devices files; give them")
+	}
+	mappings, err := feed.ReadMappings(fo.products)
+	if err != nil {
+		return err
+	}
+	var docs []feed.Document
+	for _, s := range fo.sources {
+		ds, err := feed.Read(ctx, s, o.streams.In)
+		if err != nil {
+			return fmt.Errorf("-f %s: %w", s, err)
+		}
+		docs = append(docs, ds...)
+	}
+	manager, list := feed.ManagerVEX, "vulnerabilities"
+	var plan func([]feed.Target) *feed.Plan
+	var problems []feed.Problem
+	switch kind {
+	case "kev":
+		k, ps, err := feed.ParseKEV(docs, fo.partial)
+		if err != nil {
+			return feedError(err)
+		}
+		manager, list, problems = feed.ManagerKEV, "threatIntel", ps
+		plan = func(t []feed.Target) *feed.Plan { return feed.PlanKEV(k, t) }
+	case "epss":
+		e, ps, err := feed.ParseEPSS(docs, fo.partial)
+		if err != nil {
+			return feedError(err)
+		}
+		manager, list, problems = feed.ManagerEPSS, "threatIntel", ps
+		plan = func(t []feed.Target) *feed.Plan { return feed.PlanEPSS(e, t) }
+	default:
+		as, ps, err := feed.ParseVEX(docs, fo.partial)
+		if err != nil {
+			return feedError(err)
+		}
+		problems = ps
+		plan = func(t []feed.Target) *feed.Plan { return feed.PlanVEX(as, t, mappings) }
+	}
+
+	var c client.Client
+	var targets []feed.Target
+	var sources map[string]string // device → file#doc, for --in-place
+	if len(fo.devices) > 0 {
+		objs, err := manifest.Read(fo.devices, o.streams.In)
+		if err != nil {
+			return err
+		}
+		in, err := decode(objs)
+		if err != nil {
+			return err
+		}
+		sources = map[string]string{}
+		for _, obj := range objs {
+			if obj.Object.GetKind() == "MedicalDevice" {
+				sources[v1alpha1.Qualified(obj.Object.GetNamespace(), obj.Object.GetName())] = obj.Source
+			}
+		}
+		ns := ""
+		if o.flags.Namespace != nil && *o.flags.Namespace != "" && !fo.all {
+			ns = *o.flags.Namespace
+		}
+		for i := range in.Devices {
+			if ns == "" || in.Devices[i].Namespace == ns {
+				targets = append(targets, feed.Target{Device: &in.Devices[i]})
+			}
+		}
+	} else {
+		if c, err = o.client(); err != nil {
+			return err
+		}
+		ns := ""
+		if !fo.all && o.flags.Namespace != nil {
+			ns = *o.flags.Namespace
+		}
+		lctx, cancel := o.context()
+		var devs v1alpha1.MedicalDeviceList
+		err := c.List(lctx, &devs, client.InNamespace(ns))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("listing MedicalDevices: %w", o.apiError(err))
+		}
+		for i := range devs.Items {
+			d := &devs.Items[i]
+			targets = append(targets, feed.Target{Device: d, Owned: ssa.AppliedKeys(d, manager, list, "id")})
+		}
+	}
+	if len(targets) == 0 {
+		return errors.New("no MedicalDevices to update")
+	}
+	p := plan(targets)
+	p.Problems = problems
+	if err := printFeed(o.streams.Out, out, p, len(fo.devices) > 0); err != nil {
+		return err
+	}
+	for _, pr := range problems {
+		fmt.Fprintln(o.streams.ErrOut, "warning:", pr.String())
+	}
+	switch {
+	case fo.apply:
+		actx, cancel := o.context()
+		defer cancel()
+		return ApplyFeed(actx, c, o.streams.Out, p, list, dry)
+	case fo.inPlace:
+		return writeInPlace(o.streams.Out, p, sources)
+	case out.is("table") || out.is("wide"):
+		fmt.Fprintln(o.streams.Out, "\nNothing was written: review the changes, then --apply (or --in-place with --devices).")
+	}
+	return nil
+}
+
+func feedError(err error) error {
+	var ps feed.Problems
+	if errors.As(err, &ps) {
+		return fmt.Errorf("the feed has %d problems; nothing was written (--partial uses the valid part):\n  %w", len(ps), err)
+	}
+	return err
+}
+
+func printFeed(w io.Writer, out *output, p *feed.Plan, offline bool) error {
+	switch out.kind() {
+	case "yaml":
+		for _, dp := range p.Devices {
+			var v any = applyConfiguration(dp)
+			if offline {
+				v = dp.Updated
+			}
+			raw, err := yaml.Marshal(v)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(w, "---\n", string(raw))
+		}
+		return nil
+	case "table", "wide":
+		rows := [][]any{}
+		for _, dp := range p.Devices {
+			for _, c := range dp.Changes {
+				rows = append(rows, []any{v1alpha1.Qualified(dp.Namespace, dp.Name), c.ID, c.Field, c.From, c.To, c.Source})
+			}
+		}
+		if len(rows) > 0 {
+			if err := out.printRows(w, table([]string{"DEVICE", "ID", "FIELD", "FROM", "TO", "SOURCE"}, rows), nil, nil); err != nil {
+				return err
+			}
+		}
+		writeFeedNotes(w, p)
+		return nil
+	}
+	names := make([]string, 0, len(p.Devices))
+	for _, dp := range p.Devices {
+		names = append(names, v1alpha1.Qualified(dp.Namespace, dp.Name))
+	}
+	return out.printRows(w, nil, p, names)
+}
+
+func writeFeedNotes(w io.Writer, p *feed.Plan) {
+	fmt.Fprintf(w, "\nRead %s: %d devices change, %d unchanged.\n", p.Read, len(p.Devices), p.Unchanged)
+	list := func(title string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s (%d):\n", title, len(items))
+		for i, s := range items {
+			if i == 20 {
+				fmt.Fprintf(w, "  ... and %d more (-o json lists them all)\n", len(items)-20)
+				break
+			}
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+	}
+	list("Disagreeing statements (the stricter status is used)", p.Conflicts)
+	list("Devices that could be an advisory's product but whose version is not known", p.Unknown)
+	list("Devices no statement matched", p.Unmatched)
+	list("Advisory products that matched no device (add a CPE or package URL to the device, or a --products mapping)", p.UnusedProducts)
+}
+
+// applyConfiguration is the server-side apply configuration of a device's change: every entry
+// the manager keeps applying.
+func applyConfiguration(dp feed.DevicePlan) map[string]any {
+	spec := map[string]any{}
+	if dp.Vulnerabilities != nil || dp.Intel == nil {
+		vs := dp.Vulnerabilities
+		if vs == nil {
+			vs = []v1alpha1.Vulnerability{}
+		}
+		spec["vulnerabilities"] = vs
+	}
+	if dp.Intel != nil || dp.Vulnerabilities == nil {
+		is := dp.Intel
+		if is == nil {
+			is = []v1alpha1.ThreatIntel{}
+		}
+		spec["threatIntel"] = is
+	}
+	return map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "MedicalDevice",
+		"metadata": map[string]any{"name": dp.Name, "namespace": dp.Namespace},
+		"spec":     spec,
+	}
+}
+
+// ApplyFeed writes a plan with server-side apply under the plan's field manager: per changed
+// device, every entry of list (vulnerabilities or threatIntel) the manager keeps, so what it
+// stops applying is dropped. The feed owns its fields: it takes them over from other managers
+// (force), as the source of truth for them.
+func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, list string, dry dryRun) error {
+	wrote := 0
+	for _, dp := range p.Devices {
+		cfg := applyConfiguration(dp)
+		spec := cfg["spec"].(map[string]any)
+		for k := range spec {
+			if k != list {
+				delete(spec, k)
+			}
+		}
+		if dry == dryRunClient {
+			fmt.Fprintf(w, "would apply to %s (dry run, client): %d changes\n", v1alpha1.Qualified(dp.Namespace, dp.Name), len(dp.Changes))
+			continue
+		}
+		raw, err := json.Marshal(cfg)
+		if err != nil {
+			return err
+		}
+		u := &unstructured.Unstructured{}
+		if err := json.Unmarshal(raw, &u.Object); err != nil {
+			return err
+		}
+		dropDefaults(u)
+		opts := []client.ApplyOption{client.FieldOwner(p.Manager), client.ForceOwnership}
+		if dry == dryRunServer {
+			opts = append(opts, client.DryRunAll)
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
+			return fmt.Errorf("applying %s to %s (nothing more was written): %w", p.Manager, v1alpha1.Qualified(dp.Namespace, dp.Name), err)
+		}
+		wrote++
+	}
+	verb := "applied"
+	if dry == dryRunServer {
+		verb = "would apply (dry run, server: admission allowed it, nothing was persisted)"
+	}
+	if dry != dryRunClient {
+		fmt.Fprintf(w, "%s %s to %d devices; %d unchanged devices were not written\n", verb, p.Manager, wrote, p.Unchanged)
+	}
+	return nil
+}
+
+// dropDefaults removes empty strings and false from the entries, so the manager does not claim
+// fields it has no value for.
+func dropDefaults(u *unstructured.Unstructured) {
+	spec, _ := u.Object["spec"].(map[string]any)
+	for _, l := range spec {
+		entries, _ := l.([]any)
+		for _, e := range entries {
+			m, _ := e.(map[string]any)
+			for k, v := range m {
+				if v == "" || v == false {
+					delete(m, k)
+				}
+			}
+		}
+	}
+}
+
+// writeInPlace rewrites the documents of the changed devices in their files.
+func writeInPlace(w io.Writer, p *feed.Plan, sources map[string]string) error {
+	byFile := map[string]map[int][]byte{}
+	for _, dp := range p.Devices {
+		q := v1alpha1.Qualified(dp.Namespace, dp.Name)
+		src := sources[q]
+		file, doc, ok := manifest.SplitSource(src)
+		if !ok {
+			return fmt.Errorf("--in-place: %s comes from %s, which is not a document of a file (standard input or a List item): use -o yaml", q, src)
+		}
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(dp.Updated)
+		if err != nil {
+			return err
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		unstructured.RemoveNestedField(u.Object, "status")
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		raw, err := yaml.Marshal(u.Object)
+		if err != nil {
+			return err
+		}
+		if byFile[file] == nil {
+			byFile[file] = map[int][]byte{}
+		}
+		byFile[file][doc] = raw
+	}
+	files := make([]string, 0, len(byFile))
+	for f := range byFile {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		if err := manifest.ReplaceDocuments(f, byFile[f]); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "rewrote %s (%d devices)\n", f, len(byFile[f]))
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(w, "no device changes: no file rewritten")
+	}
+	return nil
+}
