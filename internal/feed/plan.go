@@ -310,7 +310,11 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 				changes = append(changes, Change{ID: c, Field: "entry", From: "-", To: vexText(w), Source: w.Source})
 				continue
 			}
-			if vexFields(old) != w {
+			cmp := vexFields(old)
+			if w.CVSS == "" {
+				cmp.CVSS = "" // the statement gives no score: the one there (a scanner's) stays
+			}
+			if cmp != w {
 				changes = append(changes, Change{ID: c, Field: "entry", From: vexText(vexFields(old)), To: vexText(w), Source: w.Source})
 			}
 		}
@@ -332,7 +336,10 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 				continue
 			}
 			if w, ok := want[v.ID]; ok {
-				v.Status, v.CVSS, v.Justification, v.Source = w.Status, w.CVSS, w.Justification, w.Source
+				v.Status, v.Justification, v.Source = w.Status, w.Justification, w.Source
+				if w.CVSS != "" {
+					v.CVSS = w.CVSS
+				}
 				delete(want, v.ID)
 			}
 			out = append(out, v)
