@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -214,7 +215,21 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 	}
 	p := plan(targets)
 	p.Problems = problems
-	if err := printFeed(o.streams.Out, out, p, len(fo.devices) > 0); err != nil {
+	var all []*v1alpha1.MedicalDevice // offline -o yaml: every device read, changed or not, for assess -f -
+	if len(fo.devices) > 0 {
+		changed := map[string]*v1alpha1.MedicalDevice{}
+		for _, dp := range p.Devices {
+			changed[v1alpha1.Qualified(dp.Namespace, dp.Name)] = dp.Updated
+		}
+		for _, t := range targets {
+			d := t.Device
+			if u, ok := changed[v1alpha1.Qualified(d.Namespace, d.Name)]; ok {
+				d = u
+			}
+			all = append(all, d)
+		}
+	}
+	if err := printFeed(o.streams.Out, out, p, all); err != nil {
 		return err
 	}
 	for _, pr := range problems {
@@ -226,7 +241,11 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 		defer cancel()
 		return ApplyFeed(actx, c, o.streams.Out, p, list, dry)
 	case fo.inPlace:
-		return writeInPlace(o.streams.Out, p, sources)
+		originals := map[string]*v1alpha1.MedicalDevice{}
+		for _, t := range targets {
+			originals[sources[v1alpha1.Qualified(t.Device.Namespace, t.Device.Name)]] = t.Device
+		}
+		return writeInPlace(o.streams.Out, p, sources, originals)
 	case out.is("table") || out.is("wide"):
 		fmt.Fprintln(o.streams.Out, "\nNothing was written: review the changes, then --apply (or --in-place with --devices).")
 	}
@@ -241,15 +260,21 @@ func feedError(err error) error {
 	return err
 }
 
-func printFeed(w io.Writer, out *output, p *feed.Plan, offline bool) error {
+func printFeed(w io.Writer, out *output, p *feed.Plan, offline []*v1alpha1.MedicalDevice) error {
 	switch out.kind() {
 	case "yaml":
-		for _, dp := range p.Devices {
-			var v any = applyConfiguration(dp)
-			if offline {
-				v = dp.Updated
+		if offline != nil {
+			for _, d := range offline {
+				raw, err := deviceYAML(d)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(w, "---\n", string(raw))
 			}
-			raw, err := yaml.Marshal(v)
+			return nil
+		}
+		for _, dp := range p.Devices {
+			raw, err := yaml.Marshal(applyConfiguration(dp))
 			if err != nil {
 				return err
 			}
@@ -387,9 +412,70 @@ func dropDefaults(u *unstructured.Unstructured) {
 	}
 }
 
+// listEdit is the change of a feed to one device's list, limited to the fields the feed owns, so
+// rewriting a GitOps file leaves every other field (and the defaults the API would add) alone.
+func listEdit(manager string, before, after *v1alpha1.MedicalDevice) manifest.ListEdit {
+	e := manifest.ListEdit{Key: "id", Set: map[string]map[string]any{}, Remove: map[string]bool{}}
+	str := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	flag := func(b bool) any {
+		if !b {
+			return nil
+		}
+		return true
+	}
+	if manager == feed.ManagerVEX {
+		e.List = "vulnerabilities"
+		for _, v := range before.Spec.Vulnerabilities {
+			e.Remove[v.ID] = true
+		}
+		for _, v := range after.Spec.Vulnerabilities {
+			delete(e.Remove, v.ID)
+			e.Set[v.ID] = map[string]any{"status": str(string(v.Status)), "cvss": str(v.CVSS), "justification": str(v.Justification), "source": str(v.Source)}
+			e.Order = append(e.Order, v.ID)
+		}
+		return e
+	}
+	e.List = "threatIntel"
+	for _, t := range before.Spec.ThreatIntel {
+		e.Remove[t.ID] = true
+	}
+	for _, t := range after.Spec.ThreatIntel {
+		delete(e.Remove, t.ID)
+		if manager == feed.ManagerKEV {
+			e.Set[t.ID] = map[string]any{"knownExploited": flag(t.KnownExploited), "knownExploitedSince": str(t.KnownExploitedSince)}
+		} else {
+			e.Set[t.ID] = map[string]any{"epss": str(t.EPSS), "epssPercentile": str(t.EPSSPercentile), "epssDate": str(t.EPSSDate)}
+		}
+		e.Order = append(e.Order, t.ID)
+	}
+	return e
+}
+
+// deviceYAML writes a device as a manifest: no empty status, no creationTimestamp.
+func deviceYAML(d *v1alpha1.MedicalDevice) ([]byte, error) {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion(v1alpha1.GroupVersion.String())
+	u.SetKind("MedicalDevice")
+	if st, ok := u.Object["status"].(map[string]any); ok && len(st) == 0 {
+		delete(u.Object, "status")
+	}
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	return yaml.Marshal(u.Object)
+}
+
 // writeInPlace rewrites the documents of the changed devices in their files.
-func writeInPlace(w io.Writer, p *feed.Plan, sources map[string]string) error {
+func writeInPlace(w io.Writer, p *feed.Plan, sources map[string]string, originals map[string]*v1alpha1.MedicalDevice) error {
 	byFile := map[string]map[int][]byte{}
+	updated := map[string]*v1alpha1.MedicalDevice{}
 	for _, dp := range p.Devices {
 		q := v1alpha1.Qualified(dp.Namespace, dp.Name)
 		src := sources[q]
@@ -397,21 +483,11 @@ func writeInPlace(w io.Writer, p *feed.Plan, sources map[string]string) error {
 		if !ok {
 			return fmt.Errorf("--in-place: %s comes from %s, which is not a document of a file (standard input or a List item): use -o yaml", q, src)
 		}
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(dp.Updated)
-		if err != nil {
-			return err
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-		raw, err := yaml.Marshal(u.Object)
-		if err != nil {
-			return err
-		}
 		if byFile[file] == nil {
 			byFile[file] = map[int][]byte{}
 		}
-		byFile[file][doc] = raw
+		byFile[file][doc] = nil
+		updated[src] = dp.Updated
 	}
 	files := make([]string, 0, len(byFile))
 	for f := range byFile {
@@ -419,10 +495,15 @@ func writeInPlace(w io.Writer, p *feed.Plan, sources map[string]string) error {
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		if err := manifest.ReplaceDocuments(f, byFile[f]); err != nil {
+		n := len(byFile[f])
+		err := manifest.EditDocuments(f, byFile[f], func(doc int, raw []byte) ([]byte, error) {
+			k := f + "#" + strconv.Itoa(doc)
+			return manifest.EditSpecList(raw, listEdit(p.Manager, originals[k], updated[k]))
+		})
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "rewrote %s (%d devices)\n", f, len(byFile[f]))
+		fmt.Fprintf(w, "rewrote %s (%d devices)\n", f, n)
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(w, "no device changes: no file rewritten")

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
@@ -161,10 +162,10 @@ func SplitSource(src string) (file string, doc int, ok bool) {
 	return src[:i], n, true
 }
 
-// ReplaceDocuments rewrites a multi-document YAML file with some documents (numbered from 1 as
-// Decode numbers them) replaced; the others are kept byte for byte. The file is replaced
-// atomically.
-func ReplaceDocuments(path string, docs map[int][]byte) error {
+// EditDocuments rewrites a multi-document YAML file: each document numbered in docs (from 1, as
+// Decode numbers them) is replaced by what edit makes of it; the others are kept byte for byte.
+// The file is replaced atomically.
+func EditDocuments(path string, docs map[int][]byte, edit func(doc int, raw []byte) ([]byte, error)) error {
 	in, err := os.ReadFile(filepath.Clean(path))
 	if err != nil {
 		return err
@@ -179,8 +180,10 @@ func ReplaceDocuments(path string, docs map[int][]byte) error {
 		if err != nil {
 			return fmt.Errorf("%s#%d: reading YAML: %w", path, doc, err)
 		}
-		if r, ok := docs[doc]; ok {
-			raw = r
+		if _, ok := docs[doc]; ok {
+			if raw, err = edit(doc, raw); err != nil {
+				return fmt.Errorf("%s#%d: %w", path, doc, err)
+			}
 			delete(docs, doc)
 		}
 		if doc > 1 {
@@ -215,4 +218,133 @@ func ReplaceDocuments(path string, docs map[int][]byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// ListEdit changes the entries of a keyed list in a manifest's spec: for each entry (by key
+// value) the fields to set (a nil value removes the field); entries not in Set and listed in
+// Remove are removed; entries not yet in the list are appended in Order.
+type ListEdit struct {
+	List, Key string
+	Set       map[string]map[string]any
+	Order     []string
+	Remove    map[string]bool
+}
+
+// EditSpecList edits a keyed list of a manifest's spec, keeping everything else of the document
+// as written: key order, comments and styles.
+func EditSpecList(raw []byte, e ListEdit) ([]byte, error) {
+	var root yamlv3.Node
+	if err := yamlv3.Unmarshal(raw, &root); err != nil {
+		return nil, err
+	}
+	if root.Kind != yamlv3.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yamlv3.MappingNode {
+		return nil, errors.New("not a YAML mapping")
+	}
+	spec := mappingValue(root.Content[0], "spec")
+	if spec == nil || spec.Kind != yamlv3.MappingNode {
+		return nil, errors.New("no spec")
+	}
+	list := mappingValue(spec, e.List)
+	if list == nil {
+		list = &yamlv3.Node{Kind: yamlv3.SequenceNode, Tag: "!!seq"}
+		spec.Content = append(spec.Content, &yamlv3.Node{Kind: yamlv3.ScalarNode, Tag: "!!str", Value: e.List}, list)
+	}
+	if list.Kind != yamlv3.SequenceNode {
+		return nil, fmt.Errorf("spec.%s is not a list", e.List)
+	}
+	seen := map[string]bool{}
+	kept := list.Content[:0]
+	for _, item := range list.Content {
+		k := mappingValue(item, e.Key)
+		if k == nil {
+			kept = append(kept, item)
+			continue
+		}
+		if e.Remove[k.Value] {
+			continue
+		}
+		seen[k.Value] = true
+		for f, v := range e.Set[k.Value] {
+			if err := setScalar(item, f, v); err != nil {
+				return nil, err
+			}
+		}
+		kept = append(kept, item)
+	}
+	list.Content = kept
+	for _, id := range e.Order {
+		if seen[id] {
+			continue
+		}
+		item := &yamlv3.Node{Kind: yamlv3.MappingNode, Tag: "!!map"}
+		_ = setScalar(item, e.Key, id)
+		fields := make([]string, 0, len(e.Set[id]))
+		for f := range e.Set[id] {
+			fields = append(fields, f)
+		}
+		sort.Strings(fields)
+		for _, f := range fields {
+			if err := setScalar(item, f, e.Set[id][f]); err != nil {
+				return nil, err
+			}
+		}
+		list.Content = append(list.Content, item)
+	}
+	if len(list.Content) == 0 {
+		for i := 0; i+1 < len(spec.Content); i += 2 {
+			if spec.Content[i].Value == e.List {
+				spec.Content = append(spec.Content[:i], spec.Content[i+2:]...)
+				break
+			}
+		}
+	}
+	var out bytes.Buffer
+	enc := yamlv3.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&root); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// setScalar sets (or, for nil, removes) a scalar field of a mapping node, keeping its place.
+func setScalar(m *yamlv3.Node, key string, v any) error {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value != key {
+			continue
+		}
+		if v == nil {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return nil
+		}
+		var n yamlv3.Node
+		if err := n.Encode(v); err != nil {
+			return err
+		}
+		n.Style = m.Content[i+1].Style
+		n.LineComment = m.Content[i+1].LineComment
+		m.Content[i+1] = &n
+		return nil
+	}
+	if v == nil {
+		return nil
+	}
+	var n yamlv3.Node
+	if err := n.Encode(v); err != nil {
+		return err
+	}
+	m.Content = append(m.Content, &yamlv3.Node{Kind: yamlv3.ScalarNode, Tag: "!!str", Value: key}, &n)
+	return nil
+}
+
+func mappingValue(m *yamlv3.Node, key string) *yamlv3.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
