@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -250,6 +251,63 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 		fmt.Fprintln(o.streams.Out, "\nNothing was written: review the changes, then --apply (or --in-place with --devices).")
 	}
 	return nil
+}
+
+// ApplyFeedFiles runs `feed KIND -f SOURCES --apply` against the cluster's devices (all
+// namespaces) and prints what it changed: the demo and tests use it.
+func ApplyFeedFiles(ctx context.Context, c client.Client, w io.Writer, kind string, sources []string, products string) (*feed.Plan, error) {
+	var docs []feed.Document
+	for _, s := range sources {
+		ds, err := feed.Read(ctx, s, nil)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, ds...)
+	}
+	var p *feed.Plan
+	var devs v1alpha1.MedicalDeviceList
+	if err := c.List(ctx, &devs); err != nil {
+		return nil, err
+	}
+	targets := func(manager, list string) []feed.Target {
+		out := make([]feed.Target, len(devs.Items))
+		for i := range devs.Items {
+			out[i] = feed.Target{Device: &devs.Items[i], Owned: ssa.AppliedKeys(&devs.Items[i], manager, list, "id")}
+		}
+		return out
+	}
+	list := "threatIntel"
+	switch kind {
+	case "kev":
+		k, _, err := feed.ParseKEV(docs, false)
+		if err != nil {
+			return nil, feedError(err)
+		}
+		p = feed.PlanKEV(k, targets(feed.ManagerKEV, list))
+	case "epss":
+		e, _, err := feed.ParseEPSS(docs, false)
+		if err != nil {
+			return nil, feedError(err)
+		}
+		p = feed.PlanEPSS(e, targets(feed.ManagerEPSS, list))
+	case "vex":
+		mappings, err := feed.ReadMappings(products)
+		if err != nil {
+			return nil, err
+		}
+		as, _, err := feed.ParseVEX(docs, false)
+		if err != nil {
+			return nil, feedError(err)
+		}
+		list = "vulnerabilities"
+		p = feed.PlanVEX(as, targets(feed.ManagerVEX, list), mappings)
+	default:
+		return nil, fmt.Errorf("unknown feed %q", kind)
+	}
+	if err := printFeed(w, &output{format: "table", print: genericclioptions.NewPrintFlags("")}, p, nil); err != nil {
+		return nil, err
+	}
+	return p, ApplyFeed(ctx, c, w, p, list, dryRunNone)
 }
 
 func feedError(err error) error {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -498,19 +499,17 @@ func (s *story) vendorWindow() error {
 // Step 5: a KEV update through server-side apply tightens the pump.
 func (s *story) kev() error {
 	s.header("A KEV feed update tightens the infusion pump",
-		"CISA adds the pump's vulnerability to the Known Exploited Vulnerabilities catalog. The feed",
-		"integration applies it with server-side apply under its own field manager, so it owns",
-		"only its own entry of spec.vulnerabilities and never fights the team that owns the device.")
-	kev := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "medseg.io/v1alpha1", "kind": "MedicalDevice",
-		"metadata": map[string]any{"name": pump.Name, "namespace": pump.Namespace},
-		"spec": map[string]any{"vulnerabilities": []any{map[string]any{
-			"id": "CVE-2025-10001", "cvss": "7.5", "epss": "0.04", "knownExploited": true, "source": "cisa-kev"}}},
-	}}
-	if err := s.Client.Apply(s.ctx, client.ApplyConfigurationFromUnstructured(kev), client.FieldOwner("cisa-kev-feed"), client.ForceOwnership); err != nil {
+		"CISA adds the pump's vulnerability to the Known Exploited Vulnerabilities catalog. kubectl",
+		"medseg feed kev reads the catalog (here a copy from the hospital's mirror) and marks the",
+		"vulnerabilities already on devices, with server-side apply under its own field manager",
+		"(medseg-feed-kev): it owns only spec.threatIntel's KEV fields and never adds a vulnerability.")
+	kevFile := filepath.Join(s.Samples, "feeds", "kev.json")
+	s.say("$ kubectl medseg feed kev -f %s --apply", kevFile)
+	var out strings.Builder
+	if _, err := cli.ApplyFeedFiles(s.ctx, s.Client, &out, "kev", []string{kevFile}, ""); err != nil {
 		return err
 	}
-	s.say("$ kubectl apply --server-side --field-manager=cisa-kev-feed  (knownExploited: true)")
+	s.indent(out.String())
 	fmt.Fprintln(s.Out)
 	var d *v1alpha1.MedicalDevice
 	err := s.waitFor("raise the pump to OutOfCycle, which critical care quarantines", func() (bool, string, error) {
