@@ -104,6 +104,7 @@ func decideDeviceStatus(old *v1alpha1.MedicalDeviceStatus, f deviceFacts) *v1alp
 // setRisk records the assessment, keeping assessedAt when nothing in it changed.
 func setRisk(s, old *v1alpha1.MedicalDeviceStatus, f deviceFacts) {
 	risk := f.Plan.Assessment.Status()
+	risk.LastFeed = f.Device.LastFeed()
 	if old.Risk != nil {
 		prev := old.Risk.DeepCopy()
 		prev.AssessedAt = risk.AssessedAt

@@ -503,6 +503,25 @@ type RiskStatus struct {
 	// assessedAt is when the assessment last changed.
 	// +optional
 	AssessedAt *metav1.Time `json:"assessedAt,omitempty"`
+	// lastFeed is the feed that last changed the device's risk inputs (kubectl medseg feed, which
+	// stamps the device when it writes), and when.
+	// +optional
+	LastFeed *FeedChange `json:"lastFeed,omitempty"`
+}
+
+// FeedChange is a feed's write of a device's risk inputs.
+type FeedChange struct {
+	// feed is kev, epss or vex.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Feed string `json:"feed"`
+	// source is what the feed read, e.g. "CISA KEV 2026.12.01" or the VEX advisories.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Source string `json:"source,omitempty"`
+	// at is when it wrote.
+	// +required
+	At metav1.Time `json:"at"`
 }
 
 // BlockReason says why a flow is not rendered.

@@ -623,4 +623,3 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 	}
 	return nil
 }
-

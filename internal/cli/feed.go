@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -413,8 +415,12 @@ func applyConfiguration(dp feed.DevicePlan) map[string]any {
 // (force), as the source of truth for them.
 func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, list string, dry dryRun) error {
 	wrote := 0
+	now := time.Now()
 	for _, dp := range p.Devices {
 		cfg := applyConfiguration(dp)
+		// The stamp the operator reports as status.risk.lastFeed.
+		cfg["metadata"].(map[string]any)["annotations"] = map[string]any{
+			v1alpha1.FeedAnnotationPrefix + strings.TrimPrefix(p.Manager, "medseg-feed-"): now.UTC().Format(time.RFC3339) + " " + stampSource(dp)}
 		spec := cfg["spec"].(map[string]any)
 		for k := range spec {
 			if k != list {
@@ -451,6 +457,23 @@ func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, 
 		fmt.Fprintf(w, "%s %s to %d devices; %d unchanged devices were not written\n", verb, p.Manager, wrote, p.Unchanged)
 	}
 	return nil
+}
+
+// stampSource names what changed the device: the sources of its changes.
+func stampSource(dp feed.DevicePlan) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range dp.Changes {
+		if c.Source != "" && !seen[c.Source] {
+			seen[c.Source] = true
+			out = append(out, c.Source)
+		}
+	}
+	s := strings.Join(out, ", ")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
 }
 
 // dropDefaults removes empty strings and false from the entries, so the manager does not claim

@@ -30,7 +30,7 @@ var (
 const csafSchemaURL = "https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json"
 
 var schemas = map[string][]byte{
-	csafSchemaURL:                          csafSchema,
+	csafSchemaURL: csafSchema,
 	"https://www.first.org/cvss/cvss-v2.0.json": cvss20Schema,
 	"https://www.first.org/cvss/cvss-v3.0.json": cvss30Schema,
 	"https://www.first.org/cvss/cvss-v3.1.json": cvss31Schema,
@@ -159,9 +159,9 @@ type csafRelation struct {
 }
 
 type csafVuln struct {
-	CVE           string              `json:"cve"`
+	CVE           string                  `json:"cve"`
 	IDs           []struct{ Text string } `json:"ids"`
-	ProductStatus map[string][]string `json:"product_status"`
+	ProductStatus map[string][]string     `json:"product_status"`
 	Flags         []struct {
 		Label      string   `json:"label"`
 		ProductIDs []string `json:"product_ids"`

@@ -12,6 +12,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/cli"
@@ -79,6 +81,12 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 	d := getDevice(g, pump)
 	g.Expect(d.Status.Risk.Exploitation.Source).To(Equal("CISA KEV since 2026-12-01"))
 	g.Expect(d.Spec.Vulnerabilities).To(HaveLen(1), "KEV never adds a vulnerability")
+	g.Eventually(func(g Gomega) {
+		lf := getDevice(g, pump).Status.Risk.LastFeed
+		g.Expect(lf).NotTo(BeNil())
+		g.Expect(lf.Feed).To(Equal("kev"))
+		g.Expect(lf.Source).To(Equal("CISA KEV 2026.12.01"))
+	}, timeout, pollInterval).Should(Succeed())
 
 	// EPSS: scores for every device's CVEs; nothing crosses the 0.9 threshold that did not.
 	p = run("epss", "", feedSample("epss_scores-2026-12-01.csv"))
@@ -93,6 +101,11 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 	g.Expect(mine(p)).To(Equal(2), out.String())
 	g.Eventually(priority(ct), timeout, pollInterval).Should(Equal(v1alpha1.PriorityDefer))
 	g.Expect(getDevice(g, ct).Status.Risk.Summary).To(ContainSubstring("NotAffected per VEX: CVE-2025-31337: code_not_reachable"))
+	g.Eventually(func(g Gomega) string {
+		lf := getDevice(g, ct).Status.Risk.LastFeed
+		g.Expect(lf).NotTo(BeNil())
+		return lf.Feed + " " + lf.Source
+	}, timeout, pollInterval).Should(Equal("vex VEX urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"))
 	g.Eventually(priority(pump), timeout, pollInterval).Should(Equal(v1alpha1.PriorityOutOfCycle))
 
 	// A rerun of all three writes nothing: no device's spec changes.
@@ -148,7 +161,7 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 
 	bom["vulnerabilities"] = vulns
 	bom["version"] = 3
-	p = run("vex", products, write("ct64-v3.cdx.json", bom))
+	run("vex", products, write("ct64-v3.cdx.json", bom))
 	g.Expect(out.String()).To(ContainSubstring("withdrawn"))
 	g.Eventually(priority(ct), timeout, pollInterval).Should(Equal(v1alpha1.PriorityDefer))
 	d = getDevice(g, ct)
@@ -199,6 +212,17 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 		g.Expect(stderr).To(ContainSubstring("spec.threatIntel is a risk input"))
 		g.Expect(stderr).To(ContainSubstring("protectedInputs"))
 	}, timeout, pollInterval).Should(Succeed())
+	// Nor may anyone else forge the stamp that says which feed changed the risk.
+	rogueCfg := rest.CopyConfig(env.Config)
+	rogueCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:tools:rogue-feed"}
+	rogue, err := client.New(rogueCfg, client.Options{Scheme: env.Scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() error {
+		d := getDevice(g, ct)
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Annotations[v1alpha1.FeedAnnotationPrefix+"vex"] = "2030-01-01T00:00:00Z forged"
+		return rogue.Patch(ctx, d, patch)
+	}, timeout, pollInterval).Should(MatchError(ContainSubstring("feeds.medseg.io/ annotations")))
 	stdout, stderr, code := plugin("--kubeconfig", kc, "--as", "system:serviceaccount:medseg-system:medseg-feeds", "--as-group", "medseg:risk-feeds",
 		"feed", "kev", "-f", kevFile, "--apply", "--dry-run=server")
 	g.Expect(code).To(Equal(0), stderr)
