@@ -224,7 +224,10 @@ func TestChartManifestsPassServerSideDryRun(t *testing.T) {
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "medseg-dryrun"}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	objs, stderr, err := helmTemplate(t, "podDisruptionBudget.enabled=true", "networkPolicy.enabled=true", "extraAnnotations.a=b")
+	objs, stderr, err := helmTemplate(t, "podDisruptionBudget.enabled=true", "networkPolicy.enabled=true", "extraAnnotations.a=b",
+		"feeds.enabled=true", "feeds.kev.sources={https://mirror.hospital.local/kev.json}", "feeds.vex.sources={/feeds/vex}",
+		"feeds.vex.products[0].manufacturer=Acme", "feeds.vex.products[0].model=M", "feeds.vex.products[0].vendor=Acme", "feeds.vex.products[0].product=P",
+		"feeds.volume.persistentVolumeClaim.claimName=feeds")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -363,5 +366,57 @@ spec: {enforcement: Audit, deviceNetworks: ["10.50.0.0/16"]}`), &pol.Object); er
 	}
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "medseg-system", Name: "medseg"}, dep); !apierrors.IsNotFound(err) {
 		t.Errorf("the Deployment must be gone after uninstall: %v", err)
+	}
+}
+
+// TestChartFeeds: with feeds on, one CronJob per feed with sources, running kubectl-medseg feed
+// --apply under a ServiceAccount that may only read and patch MedicalDevices, in a restricted pod,
+// and admitted by the protected-inputs policy as a risk-input writer.
+func TestChartFeeds(t *testing.T) {
+	objs, stderr, err := helmTemplate(t, "feeds.enabled=true", "feeds.kev.sources={https://mirror.hospital.local/kev.json}",
+		"feeds.epss.sources={/feeds/epss_scores-current.csv.gz}", "feeds.volume.configMap.name=feed-files")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	jobs := byKind(objs, "CronJob")
+	if len(jobs) != 2 || jobs[0].GetName() != "medseg-feed-kev" || jobs[1].GetName() != "medseg-feed-epss" {
+		t.Fatalf("want the kev and epss CronJobs (no VEX sources), got %d", len(jobs))
+	}
+	pod, _, _ := unstructured.NestedMap(jobs[0].Object, "spec", "jobTemplate", "spec", "template", "spec")
+	if pod["serviceAccountName"] != "medseg-feeds" {
+		t.Errorf("service account %v", pod["serviceAccountName"])
+	}
+	c := pod["containers"].([]any)[0].(map[string]any)
+	if got := strings.Join(toStrings(c["command"]), " ") + " " + strings.Join(toStrings(c["args"]), " "); got != "/kubectl-medseg feed kev --filename=https://mirror.hospital.local/kev.json --apply --output=json" {
+		t.Errorf("command %q", got)
+	}
+	sc := c["securityContext"].(map[string]any)
+	if sc["allowPrivilegeEscalation"] != false || sc["readOnlyRootFilesystem"] != true || sc["runAsNonRoot"] != true {
+		t.Errorf("container security context is not restricted: %v", sc)
+	}
+	if psc := pod["securityContext"].(map[string]any); psc["seccompProfile"].(map[string]any)["type"] != "RuntimeDefault" {
+		t.Errorf("pod security context: %v", psc)
+	}
+	var role *unstructured.Unstructured
+	for _, r := range byKind(objs, "ClusterRole") {
+		if r.GetName() == "medseg-feeds" {
+			role = r
+		}
+	}
+	if role == nil {
+		t.Fatal("no medseg-feeds ClusterRole")
+	}
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	if len(rules) != 1 || strings.Join(toStrings(rules[0].(map[string]any)["resources"]), ",") != "medicaldevices" ||
+		strings.Join(toStrings(rules[0].(map[string]any)["verbs"]), ",") != "get,list,patch" {
+		t.Errorf("the feeds may only read and patch MedicalDevices: %v", rules)
+	}
+	vap := byKind(objs, "ValidatingAdmissionPolicy")[0]
+	vars, _, _ := unstructured.NestedSlice(vap.Object, "spec", "variables")
+	if !strings.Contains(vars[0].(map[string]any)["expression"].(string), "'system:serviceaccount:medseg-system:medseg-feeds'") {
+		t.Errorf("the feeds' ServiceAccount is not a protected-inputs writer: %v", vars[0])
+	}
+	if _, stderr, err := helmTemplate(t, "feeds.enabled=true", "feeds.vex.products[0].manufacturer=Acme"); err == nil || !strings.Contains(stderr, "model") {
+		t.Errorf("an incomplete product mapping must be refused by the schema: %v %s", err, stderr)
 	}
 }
