@@ -100,7 +100,7 @@ envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their 
 	@$(ENVTEST_ASSETS_CMD)
 
 .PHONY: bench
-bench: ## Benchmarks: the pure engines (go test -bench), the operator at 1,000 and 10,000 devices, discover on 1,000,000 Hubble records and the traffic follower.
+bench: ## Benchmarks: the pure engines (go test -bench), the operator at 1,000 and 10,000 devices, discover on 1,000,000 Hubble records, the traffic follower, and the feeds at 10,000 devices.
 	$(GO) test ./internal/risk ./internal/render -run '^$$' -bench . -benchmem
 	assets="$$($(ENVTEST_ASSETS_CMD))"; \
 	for n in 1000 10000; do \
@@ -108,6 +108,8 @@ bench: ## Benchmarks: the pure engines (go test -bench), the operator at 1,000 a
 	done
 	MEDSEG_BENCH_RECORDS=1000000 MEDSEG_BENCH_FLOW_DEVICES=1000 MEDSEG_BENCH_FOLLOW_SECONDS=60 \
 	$(GO) test ./test/bench -run '^TestBench(Discover|Follower)$$' -count=1 -v -timeout 60m
+	assets="$$($(ENVTEST_ASSETS_CMD))"; KUBEBUILDER_ASSETS="$$assets" MEDSEG_BENCH_FEED_N=10000 \
+	$(GO) test ./test/bench -run '^TestBenchFeeds$$' -count=1 -v -timeout 60m
 
 ##@ Build
 

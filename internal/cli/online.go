@@ -230,6 +230,9 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 		p("  Automatable  = %s", r.Automatable)
 		p("  HumanImpact  = %s", r.HumanImpact)
 		p("  %d vulnerabilities assessed, %d ignored (Fixed/NotAffected)", r.AssessedVulnerabilities, r.IgnoredVulnerabilities)
+		if lf := r.LastFeed; lf != nil {
+			p("  inputs last changed by feed %s (%s) at %s", lf.Feed, dash(lf.Source), lf.At.UTC().Format(time.RFC3339))
+		}
 	}
 	if s := d.Status.Segmentation; s != nil {
 		p("\nSegmentation: mode %s under SegmentPolicy %s (%s)", dash(string(s.Mode)), dash(s.Policy), dash(string(s.Enforcement)))

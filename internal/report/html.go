@@ -110,6 +110,9 @@ func HTML(w io.Writer, r *Report) error {
 			risk += "</ul>"
 		}
 		dl("SSVC priority", risk)
+		if d.LastFeed != "" {
+			dl("Risk inputs last changed by", esc("feed "+d.LastFeed))
+		}
 		dl("Mode", esc(fmt.Sprintf("%s in zone %s: %s", d.Mode, d.Zone, d.ModeReason)))
 		seg := map[bool]string{true: "good", false: "bad"}[d.Segmented]
 		dl("Segmented", fmt.Sprintf("<span class=\"chip %s\">%s</span> %s%s", seg, yesNo(d.Segmented), esc(d.SegmentedReason), esc(suffix(": ", d.SegmentedDetail))))

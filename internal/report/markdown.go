@@ -108,6 +108,9 @@ func Markdown(w io.Writer, r *Report) error {
 		p("- Clinical impact: safety %s, mission %s%s", d.SafetyImpact, d.MissionImpact, suffix(", care area ", d.CareArea))
 		p("- Addresses: %s", strings.Join(d.Addresses, ", "))
 		p("- Priority: **%s**%s", d.Priority, suffix(" (deciding: ", d.Deciding, ")"))
+		if d.LastFeed != "" {
+			p("- Risk inputs last changed by feed %s", md(d.LastFeed))
+		}
 		for _, in := range d.SSVC {
 			p("  - %s", md(in))
 		}

@@ -191,6 +191,7 @@ type Device struct {
 	Deciding        string        `json:"decidingVulnerability,omitempty"`
 	SSVC            []string      `json:"ssvc"`
 	RiskSummary     string        `json:"riskSummary,omitempty"`
+	LastFeed        string        `json:"lastFeed,omitempty"`
 	Mode            string        `json:"mode"`
 	ModeReason      string        `json:"modeReason,omitempty"`
 	Segmented       bool          `json:"segmented"`
@@ -358,6 +359,9 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 		out.Priority = orUnknown(string(r.Priority))
 		out.Deciding = r.DecidingVulnerability
 		out.RiskSummary = r.Summary
+		if lf := r.LastFeed; lf != nil {
+			out.LastFeed = fmt.Sprintf("%s (%s) at %s", lf.Feed, lf.Source, ts(lf.At))
+		}
 		for _, in := range []struct {
 			name string
 			v    *v1alpha1.SSVCInput

@@ -87,6 +87,9 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 		g.Expect(lf.Feed).To(Equal("kev"))
 		g.Expect(lf.Source).To(Equal("CISA KEV 2026.12.01"))
 	}, timeout, pollInterval).Should(Succeed())
+	var explain strings.Builder
+	cli.WriteExplain(&explain, getDevice(g, pump))
+	g.Expect(explain.String()).To(ContainSubstring("inputs last changed by feed kev (CISA KEV 2026.12.01) at "))
 
 	// EPSS: scores for every device's CVEs; nothing crosses the 0.9 threshold that did not.
 	p = run("epss", "", feedSample("epss_scores-2026-12-01.csv"))
