@@ -155,32 +155,13 @@ func runDiscover(ctx context.Context, o *options, do *discoverOptions, out *outp
 		if err != nil {
 			return err
 		}
-		ns, explicit := "", false
-		if o.flags.Namespace != nil && *o.flags.Namespace != "" && !do.all {
-			ns, explicit = *o.flags.Namespace, true
-		}
-		for i := range in.Devices {
-			if !explicit || in.Devices[i].Namespace == ns {
-				devs = append(devs, &in.Devices[i])
-			}
-		}
+		devs = inNamespace(o, do.all, in.Devices)
 	} else {
 		if c, err = o.client(); err != nil {
 			return err
 		}
-		ns := ""
-		if !do.all && o.flags.Namespace != nil {
-			ns = *o.flags.Namespace
-		}
-		lctx, cancel := o.context()
-		var list v1alpha1.MedicalDeviceList
-		err := c.List(lctx, &list, client.InNamespace(ns))
-		cancel()
-		if err != nil {
-			return fmt.Errorf("listing MedicalDevices: %w", o.apiError(err))
-		}
-		for i := range list.Items {
-			devs = append(devs, &list.Items[i])
+		if devs, err = listDevices(o, c, do.all); err != nil {
+			return err
 		}
 	}
 	if len(devs) == 0 {
@@ -224,6 +205,41 @@ func runDiscover(ctx context.Context, o *options, do *discoverOptions, out *outp
 		fmt.Fprintln(o.streams.Out, "\nNothing was written: review the proposal, then --apply (or -o yaml for GitOps).")
 	}
 	return nil
+}
+
+// inNamespace keeps the devices read from files in the namespace -n names (all without -n or
+// with -A).
+func inNamespace(o *options, all bool, in []v1alpha1.MedicalDevice) []*v1alpha1.MedicalDevice {
+	ns := ""
+	if o.flags.Namespace != nil && !all {
+		ns = *o.flags.Namespace
+	}
+	var out []*v1alpha1.MedicalDevice
+	for i := range in {
+		if ns == "" || in[i].Namespace == ns {
+			out = append(out, &in[i])
+		}
+	}
+	return out
+}
+
+// listDevices lists the cluster's devices in the namespace -n names (all without -n or with -A).
+func listDevices(o *options, c client.Client, all bool) ([]*v1alpha1.MedicalDevice, error) {
+	ns := ""
+	if !all && o.flags.Namespace != nil {
+		ns = *o.flags.Namespace
+	}
+	lctx, cancel := o.context()
+	defer cancel()
+	var list v1alpha1.MedicalDeviceList
+	if err := c.List(lctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("listing MedicalDevices: %w", o.apiError(err))
+	}
+	out := make([]*v1alpha1.MedicalDevice, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
 }
 
 // DiscoverRecords is discover --flows on one reader of hubble observe -o jsonpb records, for

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -184,32 +185,18 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 				sources[v1alpha1.Qualified(obj.Object.GetNamespace(), obj.Object.GetName())] = obj.Source
 			}
 		}
-		ns := ""
-		if o.flags.Namespace != nil && *o.flags.Namespace != "" && !fo.all {
-			ns = *o.flags.Namespace
-		}
-		for i := range in.Devices {
-			if ns == "" || in.Devices[i].Namespace == ns {
-				targets = append(targets, feed.Target{Device: &in.Devices[i]})
-			}
+		for _, d := range inNamespace(o, fo.all, in.Devices) {
+			targets = append(targets, feed.Target{Device: d})
 		}
 	} else {
 		if c, err = o.client(); err != nil {
 			return err
 		}
-		ns := ""
-		if !fo.all && o.flags.Namespace != nil {
-			ns = *o.flags.Namespace
-		}
-		lctx, cancel := o.context()
-		var devs v1alpha1.MedicalDeviceList
-		err := c.List(lctx, &devs, client.InNamespace(ns))
-		cancel()
+		devs, err := listDevices(o, c, fo.all)
 		if err != nil {
-			return fmt.Errorf("listing MedicalDevices: %w", o.apiError(err))
+			return err
 		}
-		for i := range devs.Items {
-			d := &devs.Items[i]
+		for _, d := range devs {
 			targets = append(targets, feed.Target{Device: d, Owned: ssa.AppliedKeys(d, manager, list, "id")})
 		}
 	}
@@ -414,47 +401,90 @@ func applyConfiguration(dp feed.DevicePlan) map[string]any {
 // stops applying is dropped. The feed owns its fields: it takes them over from other managers
 // (force), as the source of truth for them.
 func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, list string, dry dryRun) error {
-	wrote := 0
 	now := time.Now()
-	for _, dp := range p.Devices {
-		cfg := applyConfiguration(dp)
-		// The stamp the operator reports as status.risk.lastFeed.
-		cfg["metadata"].(map[string]any)["annotations"] = map[string]any{
-			v1alpha1.FeedAnnotationPrefix + strings.TrimPrefix(p.Manager, "medseg-feed-"): now.UTC().Format(time.RFC3339) + " " + stampSource(dp)}
-		spec := cfg["spec"].(map[string]any)
-		for k := range spec {
-			if k != list {
-				delete(spec, k)
-			}
-		}
-		if dry == dryRunClient {
+	if dry == dryRunClient {
+		for _, dp := range p.Devices {
 			fmt.Fprintf(w, "would apply to %s (dry run, client): %d changes\n", v1alpha1.Qualified(dp.Namespace, dp.Name), len(dp.Changes))
-			continue
 		}
-		raw, err := json.Marshal(cfg)
-		if err != nil {
-			return err
+		return nil
+	}
+	// Devices are independent: a few applies in flight, as kubectl's own parallelism would be;
+	// the first failure stops the rest (what was written stays written, and a rerun completes it).
+	var (
+		mu     sync.Mutex
+		wrote  int
+		failed error
+		wg     sync.WaitGroup
+	)
+	next := make(chan feed.DevicePlan)
+	for range feedWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for dp := range next {
+				err := applyFeedDevice(ctx, c, p, dp, list, dry, now)
+				mu.Lock()
+				if err != nil && failed == nil {
+					failed = err
+				}
+				if err == nil {
+					wrote++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, dp := range p.Devices {
+		mu.Lock()
+		stop := failed != nil
+		mu.Unlock()
+		if stop {
+			break
 		}
-		u := &unstructured.Unstructured{}
-		if err := json.Unmarshal(raw, &u.Object); err != nil {
-			return err
-		}
-		dropDefaults(u)
-		opts := []client.ApplyOption{client.FieldOwner(p.Manager), client.ForceOwnership}
-		if dry == dryRunServer {
-			opts = append(opts, client.DryRunAll)
-		}
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
-			return fmt.Errorf("applying %s to %s (nothing more was written): %w", p.Manager, v1alpha1.Qualified(dp.Namespace, dp.Name), err)
-		}
-		wrote++
+		next <- dp
+	}
+	close(next)
+	wg.Wait()
+	if failed != nil {
+		return fmt.Errorf("%w (%d devices were written before; a rerun writes the rest)", failed, wrote)
 	}
 	verb := "applied"
 	if dry == dryRunServer {
 		verb = "would apply (dry run, server: admission allowed it, nothing was persisted)"
 	}
-	if dry != dryRunClient {
-		fmt.Fprintf(w, "%s %s to %d devices; %d unchanged devices were not written\n", verb, p.Manager, wrote, p.Unchanged)
+	fmt.Fprintf(w, "%s %s to %d devices; %d unchanged devices were not written\n", verb, p.Manager, wrote, p.Unchanged)
+	return nil
+}
+
+// feedWorkers is how many devices a feed writes at once.
+const feedWorkers = 8
+
+func applyFeedDevice(ctx context.Context, c client.Client, p *feed.Plan, dp feed.DevicePlan, list string, dry dryRun, now time.Time) error {
+	cfg := applyConfiguration(dp)
+	// The stamp the operator reports as status.risk.lastFeed.
+	cfg["metadata"].(map[string]any)["annotations"] = map[string]any{
+		v1alpha1.FeedAnnotationPrefix + strings.TrimPrefix(p.Manager, "medseg-feed-"): now.UTC().Format(time.RFC3339) + " " + stampSource(dp)}
+	spec := cfg["spec"].(map[string]any)
+	for k := range spec {
+		if k != list {
+			delete(spec, k)
+		}
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(raw, &u.Object); err != nil {
+		return err
+	}
+	dropDefaults(u)
+	opts := []client.ApplyOption{client.FieldOwner(p.Manager), client.ForceOwnership}
+	if dry == dryRunServer {
+		opts = append(opts, client.DryRunAll)
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
+		return fmt.Errorf("applying %s to %s: %w", p.Manager, v1alpha1.Qualified(dp.Namespace, dp.Name), err)
 	}
 	return nil
 }

@@ -161,13 +161,7 @@ func (s *story) discovery() error {
 		return err
 	}
 	gw := "radiology/gateway-" + ultrasound.Name
-	verdicts := []struct {
-		what     string
-		from, to string
-		port     int32
-		want     bool
-		egress   bool
-	}{
+	verdicts := []verdict{
 		{"ultrasound → its DICOM gateway :11114 (discovered, Clinical)", "10.30.1.23", gw, 11114, true, false},
 		{"DICOM gateway → PACS :104 (discovered, Clinical)", gw, "clinical-apps/pacs", 104, true, true},
 		{"RIS → DICOM gateway :11115 (discovered, Clinical)", "clinical-apps/ris", gw, 11115, true, false},
@@ -176,27 +170,8 @@ func (s *story) discovery() error {
 		{"DICOM gateway → vendor 203.0.113.50 :443 (discovered; blocked: the policy allows no external peers)", gw, "203.0.113.50", 443, false, true},
 		{"billing pod → ultrasound :4006", "clinical-apps/billing", "10.30.1.23", 4006, false, true},
 	}
-	s.say("")
-	s.say("Cilium's policy engine on the objects in the cluster now:")
-	for _, v := range verdicts {
-		got, err := w.Allowed(w.Identity(v.from), w.Identity(v.to), "TCP", v.port, v.egress)
-		if err != nil {
-			return err
-		}
-		s.say("  %-5s %s", verdictWord(got), v.what)
-		if got != v.want {
-			return fmt.Errorf("%s: allowed=%t, want %t", v.what, got, v.want)
-		}
-	}
-	rep, err := w.Check(nil)
-	if err != nil {
-		return err
-	}
-	if len(rep.Violations) > 0 {
-		return fmt.Errorf("segmentation rules broken: %s", strings.Join(rep.Violations, "; "))
-	}
-	s.say("Every segmentation rule holds: %d verdicts from Cilium's engine.", rep.Verdicts)
-	return nil
+	_, err = s.checkVerdicts(w, verdicts)
+	return err
 }
 
 // namespaceDevices reads the namespace's MedicalDevices as discover does.

@@ -67,39 +67,17 @@ func (s *story) stagedRollout() error {
 		return err
 	}
 	dicom := segcheck.Pod{Name: "gateway-ct-scanner-1", Namespace: "radiology"}
-	verdicts := []struct {
-		what     string
-		from, to string
-		port     int32
-		want     bool
-		egress   bool
-	}{
+	verdicts := []verdict{
 		{"CT scanner → its DICOM gateway :104", "10.30.1.10", "radiology/" + dicom.Name, 104, true, false},
 		{"DICOM gateway → PACS :104", "radiology/" + dicom.Name, "clinical-apps/pacs", 104, true, false},
 		{"DICOM gateway → the internet (not enforced: unchanged)", "radiology/" + dicom.Name, segcheck.Outside, 443, true, true},
 		{"DICOM gateway → the ICU infusion pump :443", "radiology/" + dicom.Name, "10.20.1.12", 443, false, true},
 		{"billing pod → the ICU infusion pump :443", "clinical-apps/billing", "10.20.1.12", 443, false, true},
 	}
-	s.say("")
-	s.say("Cilium's policy engine on the objects in the cluster now:")
-	for _, v := range verdicts {
-		got, err := w.Allowed(w.Identity(v.from), w.Identity(v.to), "TCP", v.port, v.egress)
-		if err != nil {
-			return err
-		}
-		s.say("  %-5s %s", verdictWord(got), v.what)
-		if got != v.want {
-			return fmt.Errorf("%s: allowed=%t, want %t", v.what, got, v.want)
-		}
-	}
-	rep, err := w.Check(nil)
+	rep, err := s.checkVerdicts(w, verdicts)
 	if err != nil {
 		return err
 	}
-	if len(rep.Violations) > 0 {
-		return fmt.Errorf("segmentation rules broken: %s", strings.Join(rep.Violations, "; "))
-	}
-	s.say("Every segmentation rule holds: %d verdicts from Cilium's engine.", rep.Verdicts)
 
 	// The staged-rollout sample: checked offline before anything is applied, as GitOps CI would.
 	in, err := cli.Load([]string{filepath.Join(s.Samples, "staged-rollout")}, nil)
@@ -132,6 +110,41 @@ func (s *story) stagedRollout() error {
 		}
 		return true, "", nil
 	})
+}
+
+// verdict is a flow whose outcome a step shows, judged by Cilium's engine.
+type verdict struct {
+	what     string
+	from, to string
+	port     int32
+	want     bool
+	egress   bool
+}
+
+// checkVerdicts asks Cilium's engine for each verdict, prints it, fails on a wrong one, then
+// checks every segmentation rule of the world.
+func (s *story) checkVerdicts(w *segcheck.World, verdicts []verdict) (segcheck.Report, error) {
+	s.say("")
+	s.say("Cilium's policy engine on the objects in the cluster now:")
+	for _, v := range verdicts {
+		got, err := w.Allowed(w.Identity(v.from), w.Identity(v.to), "TCP", v.port, v.egress)
+		if err != nil {
+			return segcheck.Report{}, err
+		}
+		s.say("  %-5s %s", verdictWord(got), v.what)
+		if got != v.want {
+			return segcheck.Report{}, fmt.Errorf("%s: allowed=%t, want %t", v.what, got, v.want)
+		}
+	}
+	rep, err := w.Check(nil)
+	if err != nil {
+		return rep, err
+	}
+	if len(rep.Violations) > 0 {
+		return rep, fmt.Errorf("segmentation rules broken: %s", strings.Join(rep.Violations, "; "))
+	}
+	s.say("Every segmentation rule holds: %d verdicts from Cilium's engine.", rep.Verdicts)
+	return rep, nil
 }
 
 func verdictWord(allowed bool) string {

@@ -80,10 +80,23 @@ func intelOf(d *v1alpha1.MedicalDevice) map[string]v1alpha1.ThreatIntel {
 	return m
 }
 
-// PlanKEV marks the vulnerabilities already on each device that the catalog lists as known
-// exploited. It never adds a vulnerability.
-func PlanKEV(k *KEV, targets []Target) *Plan {
-	p := &Plan{Manager: ManagerKEV, Read: fmt.Sprintf("CISA KEV catalog %s, %d entries", k.Version, len(k.Entries))}
+// annotator is what one exploitation feed (KEV, EPSS) says and owns of spec.threatIntel.
+type annotator struct {
+	field, source string
+	// lookup is the feed's annotation for a vulnerability id, if it has one.
+	lookup func(id string) (v1alpha1.ThreatIntel, bool)
+	// has says whether an entry carries the feed's fields; text shows them; same says whether
+	// an entry already says what the feed says (in what matters for risk).
+	has  func(v1alpha1.ThreatIntel) bool
+	text func(v1alpha1.ThreatIntel) string
+	same func(cur, want v1alpha1.ThreatIntel) bool
+	// set copies the feed's fields from w to x, or clears them when w is nil.
+	set func(x, w *v1alpha1.ThreatIntel)
+}
+
+// plan annotates the vulnerabilities already on each device; it never adds one, and drops its
+// annotations of vulnerabilities that are gone.
+func (a annotator) plan(p *Plan, targets []Target) *Plan {
 	for _, t := range targets {
 		d := t.Device
 		cur := intelOf(d)
@@ -91,73 +104,75 @@ func PlanKEV(k *KEV, targets []Target) *Plan {
 		var changes []Change
 		wanted := map[string]bool{}
 		for _, id := range present(d) {
-			e, ok := k.Entries[id]
+			w, ok := a.lookup(id)
 			if !ok {
 				continue
 			}
 			wanted[id] = true
-			want = append(want, v1alpha1.ThreatIntel{ID: id, KnownExploited: true, KnownExploitedSince: e.DateAdded})
-			c := cur[id]
-			if !c.KnownExploited || c.KnownExploitedSince != e.DateAdded {
-				changes = append(changes, Change{ID: id, Field: "knownExploited", From: kevText(c), To: "true since " + e.DateAdded, Source: "CISA KEV " + k.Version})
+			want = append(want, w)
+			if c := cur[id]; !a.same(c, w) {
+				changes = append(changes, Change{ID: id, Field: a.field, From: a.text(c), To: a.text(w), Source: a.source})
 			}
 		}
 		for _, c := range d.Spec.ThreatIntel {
-			if c.KnownExploited && !wanted[c.ID] {
-				changes = append(changes, Change{ID: c.ID, Field: "knownExploited", From: kevText(c), To: "-", Source: "CISA KEV " + k.Version})
+			if a.has(c) && !wanted[c.ID] {
+				changes = append(changes, Change{ID: c.ID, Field: a.field, From: a.text(c), To: "-", Source: a.source})
 			}
 		}
-		p.add(d, changes, nil, want, func(x *v1alpha1.ThreatIntel, w *v1alpha1.ThreatIntel) {
-			x.KnownExploited, x.KnownExploitedSince = false, ""
-			if w != nil {
-				x.KnownExploited, x.KnownExploitedSince = w.KnownExploited, w.KnownExploitedSince
-			}
-		})
+		p.add(d, changes, want, a.set)
 	}
 	return p
 }
 
-func kevText(t v1alpha1.ThreatIntel) string {
-	if !t.KnownExploited {
-		return "-"
-	}
-	return "true since " + t.KnownExploitedSince
+// PlanKEV marks the vulnerabilities already on each device that the catalog lists as known
+// exploited, with the date CISA added them.
+func PlanKEV(k *KEV, targets []Target) *Plan {
+	p := &Plan{Manager: ManagerKEV, Read: fmt.Sprintf("CISA KEV catalog %s, %d entries", k.Version, len(k.Entries))}
+	return annotator{
+		field: "knownExploited", source: "CISA KEV " + k.Version,
+		lookup: func(id string) (v1alpha1.ThreatIntel, bool) {
+			e, ok := k.Entries[id]
+			return v1alpha1.ThreatIntel{ID: id, KnownExploited: true, KnownExploitedSince: e.DateAdded}, ok
+		},
+		has: func(t v1alpha1.ThreatIntel) bool { return t.KnownExploited },
+		text: func(t v1alpha1.ThreatIntel) string {
+			if !t.KnownExploited {
+				return "-"
+			}
+			return "true since " + t.KnownExploitedSince
+		},
+		same: func(c, w v1alpha1.ThreatIntel) bool {
+			return c.KnownExploited && c.KnownExploitedSince == w.KnownExploitedSince
+		},
+		set: func(x, w *v1alpha1.ThreatIntel) {
+			x.KnownExploited, x.KnownExploitedSince = false, ""
+			if w != nil {
+				x.KnownExploited, x.KnownExploitedSince = w.KnownExploited, w.KnownExploitedSince
+			}
+		},
+	}.plan(p, targets)
 }
 
 // PlanEPSS sets the EPSS score of the vulnerabilities already on each device. A device is
 // written only when a score changed: the percentile and the date alone do not change risk.
 func PlanEPSS(e *EPSS, targets []Target) *Plan {
 	p := &Plan{Manager: ManagerEPSS, Read: fmt.Sprintf("FIRST EPSS %s (%s), %d scores", e.Date, e.Model, len(e.Scores))}
-	for _, t := range targets {
-		d := t.Device
-		cur := intelOf(d)
-		var want []v1alpha1.ThreatIntel
-		var changes []Change
-		wanted := map[string]bool{}
-		for _, id := range present(d) {
+	return annotator{
+		field: "epss", source: "FIRST EPSS " + e.Date,
+		lookup: func(id string) (v1alpha1.ThreatIntel, bool) {
 			s, ok := e.Scores[id]
-			if !ok {
-				continue
-			}
-			wanted[id] = true
-			want = append(want, v1alpha1.ThreatIntel{ID: id, EPSS: s.EPSS, EPSSPercentile: s.Percentile, EPSSDate: e.Date})
-			if c := cur[id]; c.EPSS != s.EPSS {
-				changes = append(changes, Change{ID: id, Field: "epss", From: dash(c.EPSS), To: s.EPSS, Source: "FIRST EPSS " + e.Date})
-			}
-		}
-		for _, c := range d.Spec.ThreatIntel {
-			if c.EPSS != "" && !wanted[c.ID] {
-				changes = append(changes, Change{ID: c.ID, Field: "epss", From: c.EPSS, To: "-", Source: "FIRST EPSS " + e.Date})
-			}
-		}
-		p.add(d, changes, nil, want, func(x *v1alpha1.ThreatIntel, w *v1alpha1.ThreatIntel) {
+			return v1alpha1.ThreatIntel{ID: id, EPSS: s.EPSS, EPSSPercentile: s.Percentile, EPSSDate: e.Date}, ok
+		},
+		has:  func(t v1alpha1.ThreatIntel) bool { return t.EPSS != "" },
+		text: func(t v1alpha1.ThreatIntel) string { return dash(t.EPSS) },
+		same: func(c, w v1alpha1.ThreatIntel) bool { return c.EPSS == w.EPSS },
+		set: func(x, w *v1alpha1.ThreatIntel) {
 			x.EPSS, x.EPSSPercentile, x.EPSSDate = "", "", ""
 			if w != nil {
 				x.EPSS, x.EPSSPercentile, x.EPSSDate = w.EPSS, w.EPSSPercentile, w.EPSSDate
 			}
-		})
-	}
-	return p
+		},
+	}.plan(p, targets)
 }
 
 func dash(s string) string {
@@ -167,37 +182,35 @@ func dash(s string) string {
 	return s
 }
 
-// add records a device's changes; for KEV and EPSS (intel) it makes the updated copy with set
-// applied to each entry (w nil: the feed's fields cleared), dropping entries left empty.
-func (p *Plan) add(d *v1alpha1.MedicalDevice, changes []Change, vulns []v1alpha1.Vulnerability, intel []v1alpha1.ThreatIntel, set func(x, w *v1alpha1.ThreatIntel)) {
+// add records a device's KEV or EPSS changes and makes the updated copy: set applied to each
+// entry (w nil: the feed's fields cleared), entries left empty dropped.
+func (p *Plan) add(d *v1alpha1.MedicalDevice, changes []Change, intel []v1alpha1.ThreatIntel, set func(x, w *v1alpha1.ThreatIntel)) {
 	if len(changes) == 0 {
 		p.Unchanged++
 		return
 	}
-	dp := DevicePlan{Namespace: d.Namespace, Name: d.Name, Changes: changes, Vulnerabilities: vulns, Intel: intel}
-	u := d.DeepCopy()
-	if set != nil {
-		want := map[string]*v1alpha1.ThreatIntel{}
-		for i := range intel {
-			want[intel[i].ID] = &intel[i]
-		}
-		var out []v1alpha1.ThreatIntel
-		for _, x := range u.Spec.ThreatIntel {
-			set(&x, want[x.ID])
-			delete(want, x.ID)
-			if x.KnownExploited || x.EPSS != "" {
-				out = append(out, x)
-			}
-		}
-		for _, w := range intel {
-			if _, ok := want[w.ID]; ok {
-				x := v1alpha1.ThreatIntel{ID: w.ID}
-				set(&x, &w)
-				out = append(out, x)
-			}
-		}
-		u.Spec.ThreatIntel = out
+	want := map[string]*v1alpha1.ThreatIntel{}
+	for i := range intel {
+		want[intel[i].ID] = &intel[i]
 	}
+	u := d.DeepCopy()
+	var out []v1alpha1.ThreatIntel
+	for _, x := range u.Spec.ThreatIntel {
+		set(&x, want[x.ID])
+		delete(want, x.ID)
+		if x.KnownExploited || x.EPSS != "" {
+			out = append(out, x)
+		}
+	}
+	for _, w := range intel {
+		if _, ok := want[w.ID]; ok {
+			x := v1alpha1.ThreatIntel{ID: w.ID}
+			set(&x, &w)
+			out = append(out, x)
+		}
+	}
+	u.Spec.ThreatIntel = out
+	dp := DevicePlan{Namespace: d.Namespace, Name: d.Name, Changes: changes, Intel: intel}
 	dp.Updated = u
 	p.Devices = append(p.Devices, dp)
 }
@@ -226,12 +239,17 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 	}
 	usedProduct := map[string]bool{}
 	unknown := map[string]bool{}
+	indexes := make([]productIndex, len(advisories))
+	for i, a := range advisories {
+		indexes[i] = indexProducts(a)
+	}
 	for _, t := range targets {
 		d := t.Device
 		byCVE := map[string][]matched{}
-		for _, a := range advisories {
+		for ai, a := range advisories {
 			fits := map[string]string{} // product id → how
-			for id, prod := range a.Products {
+			for _, id := range indexes[ai].candidates(d, mappings) {
+				prod := a.Products[id]
 				ok, how, unk := match(d, prod, mappings)
 				if ok {
 					fits[id] = how
@@ -365,6 +383,59 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 	}
 	sort.Strings(p.Unknown)
 	return p
+}
+
+// productIndex finds an advisory's products that could be a device without trying them all:
+// by CPE vendor and product, by package URL name, and by vendor and product name (for
+// mappings). match decides among the candidates.
+type productIndex map[string][]string
+
+func indexProducts(a *Advisory) productIndex {
+	ix := productIndex{}
+	for id, p := range a.Products {
+		if c := cpeParts(p.CPE); len(c) >= 6 {
+			ix.add("cpe\x00"+strings.ToLower(c[3]+":"+c[4]), id)
+		}
+		if p.PURL != "" {
+			n, _ := purlParts(p.PURL)
+			ix.add("purl\x00"+strings.ToLower(n), id)
+		}
+		ix.add("name\x00"+strings.ToLower(strings.TrimSpace(p.Vendor))+"\x00"+strings.ToLower(strings.TrimSpace(p.Name)), id)
+	}
+	for k := range ix {
+		sort.Strings(ix[k])
+	}
+	return ix
+}
+
+func (ix productIndex) add(k, id string) { ix[k] = append(ix[k], id) }
+
+func (ix productIndex) candidates(d *v1alpha1.MedicalDevice, mappings []Mapping) []string {
+	id := d.Spec.Identity
+	var keys []string
+	if c := cpeParts(id.CPE); len(c) >= 6 {
+		keys = append(keys, "cpe\x00"+strings.ToLower(c[3]+":"+c[4]))
+	}
+	if id.PURL != "" {
+		n, _ := purlParts(id.PURL)
+		keys = append(keys, "purl\x00"+strings.ToLower(n))
+	}
+	for _, m := range mappings {
+		if eq(m.Manufacturer, id.Manufacturer) && eq(m.Model, id.Model) {
+			keys = append(keys, "name\x00"+strings.ToLower(strings.TrimSpace(m.Vendor))+"\x00"+strings.ToLower(strings.TrimSpace(m.Product)))
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range keys {
+		for _, pid := range ix[k] {
+			if !seen[pid] {
+				seen[pid] = true
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }
 
 // vexFields keeps the fields the VEX manager owns.

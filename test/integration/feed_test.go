@@ -18,7 +18,6 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/cli"
 	"github.com/medseg/medseg/internal/feed"
-	"github.com/medseg/medseg/internal/manifest"
 	"github.com/medseg/medseg/internal/testenv"
 )
 
@@ -183,16 +182,7 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 
 	// The admission policy: a feed identity not in protectedInputs is refused; the chart's
 	// group is allowed.
-	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "admission", "protected-inputs.yaml")}, nil)
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, o := range objs {
-		g.Expect(env.Client.Create(ctx, o.Object)).To(Succeed())
-	}
-	t.Cleanup(func() {
-		for _, o := range objs {
-			_ = env.Client.Delete(context.Background(), o.Object)
-		}
-	})
+	installProtectedInputs(t, ct)
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "feed-test-devices"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "list", "patch"}}}}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "feed-test-devices"},

@@ -269,3 +269,32 @@ func segReason(d *v1alpha1.MedicalDevice) string {
 	}
 	return ""
 }
+
+// installProtectedInputs installs the protected-inputs admission policy (config/admission) for
+// the rest of the test, and waits, once it is removed, until the API server no longer applies it.
+func installProtectedInputs(t *testing.T, probe types.NamespacedName) {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "admission", "protected-inputs.yaml")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if err := env.Client.Create(ctx, o.Object); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, o := range objs {
+			_ = env.Client.Delete(context.Background(), o.Object)
+		}
+		// The API server drops the policy from its admission chain a moment later; later tests
+		// create commissioned devices as an admin who is no commissioner.
+		d := getDevice(gomega.NewWithT(t), probe).DeepCopy()
+		d.ObjectMeta = metav1.ObjectMeta{Name: "admission-probe", Namespace: probe.Namespace}
+		d.Status = v1alpha1.MedicalDeviceStatus{}
+		gomega.NewWithT(t).Eventually(func() error {
+			return env.Client.Create(context.Background(), d.DeepCopy(), client.DryRunAll)
+		}, timeout, pollInterval).Should(gomega.Succeed())
+	})
+}

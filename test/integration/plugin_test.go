@@ -14,13 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/cli"
-	"github.com/medseg/medseg/internal/manifest"
-	"github.com/medseg/medseg/internal/testenv"
 )
 
 // kubeconfig writes a kubeconfig with three contexts: "hospital" (this API server, namespace
@@ -140,24 +137,7 @@ func TestPluginBehavesLikeKubectl(t *testing.T) {
 
 	// Server dry runs go through admission: install the protected-inputs policy and act as a
 	// ward admin (denied, told who may) and as a commissioner (allowed, nothing persisted).
-	objs, err := manifest.Read([]string{filepath.Join(testenv.RepoRoot(), "config", "admission", "protected-inputs.yaml")}, nil)
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, o := range objs {
-		g.Expect(env.Client.Create(ctx, o.Object)).To(Succeed())
-	}
-	t.Cleanup(func() {
-		for _, o := range objs {
-			_ = env.Client.Delete(context.Background(), o.Object)
-		}
-		// The API server drops the policy from its admission chain a moment later; later tests
-		// create commissioned devices as an admin who is no commissioner.
-		probe := getDevice(NewWithT(t), pump).DeepCopy()
-		probe.ObjectMeta = metav1.ObjectMeta{Name: "admission-probe", Namespace: icu}
-		probe.Status = v1alpha1.MedicalDeviceStatus{}
-		NewWithT(t).Eventually(func() error {
-			return env.Client.Create(context.Background(), probe.DeepCopy(), client.DryRunAll)
-		}, timeout, pollInterval).Should(Succeed())
-	})
+	installProtectedInputs(t, pump)
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "plugin-test-devices"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "list", "patch", "update"}}}}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "plugin-test-devices"},
