@@ -463,7 +463,7 @@ func applyFeedDevice(ctx context.Context, c client.Client, p *feed.Plan, dp feed
 	cfg := applyConfiguration(dp)
 	// The stamp the operator reports as status.risk.lastFeed.
 	cfg["metadata"].(map[string]any)["annotations"] = map[string]any{
-		v1alpha1.FeedAnnotationPrefix + strings.TrimPrefix(p.Manager, "medseg-feed-"): now.UTC().Format(time.RFC3339) + " " + stampSource(dp)}
+		v1alpha1.FeedAnnotationPrefix + strings.TrimPrefix(p.Manager, "medseg-feed-"): now.UTC().Format(time.RFC3339Nano) + " " + stampSource(dp)}
 	spec := cfg["spec"].(map[string]any)
 	for k := range spec {
 		if k != list {
