@@ -184,7 +184,7 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 	// group is allowed.
 	installProtectedInputs(t, ct)
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "feed-test-devices"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "list", "patch"}}}}
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"medseg.io"}, Resources: []string{"medicaldevices"}, Verbs: []string{"get", "list", "patch", "delete"}}}}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "feed-test-devices"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
 		Subjects: []rbacv1.Subject{{Kind: "User", Name: "system:serviceaccount:tools:rogue-feed"}, {Kind: "User", Name: "system:serviceaccount:medseg-system:medseg-feeds"}}}
@@ -216,6 +216,15 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 		d.Annotations[v1alpha1.FeedAnnotationPrefix+"vex"] = "2030-01-01T00:00:00Z forged"
 		return rogue.Patch(ctx, d, patch)
 	}, timeout, pollInterval).Should(MatchError(ContainSubstring("feeds.medseg.io/ annotations")))
+	// Deleting a device (which would drop its risk inputs) is for device administrators only.
+	g.Eventually(func() error {
+		return rogue.Delete(ctx, getDevice(g, ct), client.DryRunAll)
+	}, timeout, pollInterval).Should(MatchError(ContainSubstring("only the configured device administrators may")))
+	adminCfg := rest.CopyConfig(env.Config)
+	adminCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:medseg-system:medseg-feeds", Groups: []string{"medseg:device-admins"}}
+	admin, err := client.New(adminCfg, client.Options{Scheme: env.Scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(admin.Delete(ctx, getDevice(g, ct), client.DryRunAll)).To(Succeed())
 	stdout, stderr, code := plugin("--kubeconfig", kc, "--as", "system:serviceaccount:medseg-system:medseg-feeds", "--as-group", "medseg:risk-feeds",
 		"feed", "kev", "-f", kevFile, "--apply", "--dry-run=server")
 	g.Expect(code).To(Equal(0), stderr)

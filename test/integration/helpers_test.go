@@ -270,7 +270,7 @@ func segReason(d *v1alpha1.MedicalDevice) string {
 	return ""
 }
 
-// installProtectedInputs installs the protected-inputs admission policy (config/admission) for
+// installProtectedInputs installs the protected-inputs admission policies (config/admission) for
 // the rest of the test, and waits, once it is removed, until the API server no longer applies it.
 func installProtectedInputs(t *testing.T, probe types.NamespacedName) {
 	t.Helper()
@@ -294,7 +294,13 @@ func installProtectedInputs(t *testing.T, probe types.NamespacedName) {
 		d.ObjectMeta = metav1.ObjectMeta{Name: "admission-probe", Namespace: probe.Namespace}
 		d.Status = v1alpha1.MedicalDeviceStatus{}
 		gomega.NewWithT(t).Eventually(func() error {
-			return env.Client.Create(context.Background(), d.DeepCopy(), client.DryRunAll)
+			if err := env.Client.Create(context.Background(), d.DeepCopy(), client.DryRunAll); err != nil {
+				return err
+			}
+			// and the guard on deletes, or the tests' cleanups could not remove their devices
+			victim := &v1alpha1.MedicalDevice{}
+			victim.Namespace, victim.Name = probe.Namespace, probe.Name
+			return env.Client.Delete(context.Background(), victim, client.DryRunAll)
 		}, timeout, pollInterval).Should(gomega.Succeed())
 	})
 }
