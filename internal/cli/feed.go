@@ -197,7 +197,7 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 			return err
 		}
 		for _, d := range devs {
-			targets = append(targets, feed.Target{Device: d, Owned: ssa.AppliedKeys(d, manager, list, "id")})
+			targets = append(targets, target(d, manager, list))
 		}
 	}
 	if len(targets) == 0 {
@@ -227,9 +227,8 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 	}
 	switch {
 	case fo.apply:
-		actx, cancel := o.context()
-		defer cancel()
-		return ApplyFeed(actx, c, o.streams.Out, p, list, dry)
+		// No deadline for the whole run (10,000 devices take minutes); each write has its own.
+		return ApplyFeed(ctx, c, o.streams.Out, p, list, dry)
 	case fo.inPlace:
 		originals := map[string]*v1alpha1.MedicalDevice{}
 		for _, t := range targets {
@@ -261,7 +260,7 @@ func ApplyFeedFiles(ctx context.Context, c client.Client, w io.Writer, kind stri
 	targets := func(manager, list string) []feed.Target {
 		out := make([]feed.Target, len(devs.Items))
 		for i := range devs.Items {
-			out[i] = feed.Target{Device: &devs.Items[i], Owned: ssa.AppliedKeys(&devs.Items[i], manager, list, "id")}
+			out[i] = target(&devs.Items[i], manager, list)
 		}
 		return out
 	}
@@ -297,6 +296,16 @@ func ApplyFeedFiles(ctx context.Context, c client.Client, w io.Writer, kind stri
 		return nil, err
 	}
 	return p, ApplyFeed(ctx, c, w, p, list, dryRunNone)
+}
+
+// target is a cluster's device with what the feed's manager owns of it.
+func target(d *v1alpha1.MedicalDevice, manager, list string) feed.Target {
+	fields := ssa.AppliedEntries(d, manager, list, "id")
+	owned := make(map[string]bool, len(fields))
+	for k := range fields {
+		owned[k] = true
+	}
+	return feed.Target{Device: d, Owned: owned, OwnedFields: fields}
 }
 
 func feedError(err error) error {
@@ -483,7 +492,9 @@ func applyFeedDevice(ctx context.Context, c client.Client, p *feed.Plan, dp feed
 	if dry == dryRunServer {
 		opts = append(opts, client.DryRunAll)
 	}
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.Apply(actx, client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
 		return fmt.Errorf("applying %s to %s: %w", p.Manager, v1alpha1.Qualified(dp.Namespace, dp.Name), err)
 	}
 	return nil
@@ -499,11 +510,7 @@ func stampSource(dp feed.DevicePlan) string {
 			out = append(out, c.Source)
 		}
 	}
-	s := strings.Join(out, ", ")
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
+	return v1alpha1.CutUTF8(strings.Join(out, ", "), 200)
 }
 
 // dropDefaults removes empty strings and false from the entries, so the manager does not claim

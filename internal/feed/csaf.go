@@ -351,10 +351,11 @@ func parseCSAF(d Document, raw any) (*Advisory, []Problem, error) {
 	return a, problems, nil
 }
 
+// truncate shortens s to at most n bytes, at a character boundary, ending in "…".
 func truncate(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "…"
+	return v1alpha1.CutUTF8(s, n-len("…")) + "…"
 }

@@ -133,6 +133,9 @@ func probability(s string) (string, error) {
 	if v < 0 || v > 1 || v != v {
 		return "", fmt.Errorf("%s is outside [0, 1]", s)
 	}
+	if v == 0 {
+		v = 0 // not -0
+	}
 	out := strconv.FormatFloat(v, 'f', 6, 64)
 	out = strings.TrimRight(strings.TrimRight(out, "0"), ".")
 	if out == "" {

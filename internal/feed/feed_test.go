@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -357,5 +358,83 @@ func TestReadSources(t *testing.T) {
 	docs, err = Read(context.Background(), "-", bytes.NewReader(kev))
 	if err != nil || docs[0].Name != "stdin" {
 		t.Errorf("stdin: %v", err)
+	}
+}
+
+// TestReviewFindings: what a review of this package found, each fixed.
+func TestReviewFindings(t *testing.T) {
+	// Two CycloneDX objects about one CVE and component (one per analysis state) keep their own
+	// version ranges.
+	bom := `{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":"urn:uuid:00000000-0000-4000-8000-000000000001","version":1,
+	 "components":[{"type":"device","bom-ref":"pump","name":"Pump","version":"2.1","manufacturer":{"name":"Acme"}}],
+	 "vulnerabilities":[
+	  {"id":"CVE-2026-10001","analysis":{"state":"exploitable"},"ratings":[{"score":10.05,"method":"CVSSv31"}],"affects":[{"ref":"pump","versions":[{"range":"vers:generic/<2.0","status":"affected"}]}]},
+	  {"id":"CVE-2026-10001","analysis":{"state":"resolved"},"affects":[{"ref":"pump","versions":[{"range":"vers:generic/>=2.0","status":"unaffected"}]}]}]}`
+	as, ps, err := ParseVEX([]Document{{Name: "pump.cdx.json", Data: []byte(bom)}}, true)
+	if err != nil || len(ps) != 1 || !strings.Contains(ps[0].Message, "CVSS score 10.05 is outside [0, 10]") {
+		t.Fatalf("%v %v", err, ps)
+	}
+	mapping := []Mapping{{Manufacturer: "Acme", Model: "Pump", Vendor: "Acme", Product: "Pump"}}
+	old := device("icu", "old", v1alpha1.DeviceIdentity{Manufacturer: "Acme", Model: "Pump", FirmwareVersion: "1.5"})
+	newer := device("icu", "new", v1alpha1.DeviceIdentity{Manufacturer: "Acme", Model: "Pump", FirmwareVersion: "2.1"})
+	p := PlanVEX(as, []Target{{Device: old}, {Device: newer}}, mapping)
+	if len(p.Conflicts) != 0 || len(p.Devices) != 2 || p.Devices[0].Updated.Spec.Vulnerabilities[0].Status != v1alpha1.VulnAffected ||
+		p.Devices[0].Updated.Spec.Vulnerabilities[0].CVSS != "" || p.Devices[1].Updated.Spec.Vulnerabilities[0].Status != v1alpha1.VulnFixed {
+		t.Errorf("per-version statements: %+v %+v", p.Devices, p.Conflicts)
+	}
+
+	// Truncation never splits a character.
+	if s := truncate(strings.Repeat("é", 200), 256); !utf8.ValidString(s) || len(s) > 256 {
+		t.Errorf("truncate: %q", s)
+	}
+	// EPSS "-0" is 0.
+	if v, err := probability("-0.0"); err != nil || v != "0" {
+		t.Errorf("-0: %q %v", v, err)
+	}
+
+	// KEV withdraws only what it applied (in a cluster); ids are matched case-insensitively and
+	// annotations keep the id as the device writes it.
+	k, _, _ := ParseKEV([]Document{sample(t, "kev.json")}, false)
+	d := device("icu", "pump", v1alpha1.DeviceIdentity{}, v1alpha1.Vulnerability{ID: "cve-2025-10001"}, v1alpha1.Vulnerability{ID: "CVE-2020-0001"})
+	d.Spec.ThreatIntel = []v1alpha1.ThreatIntel{{ID: "CVE-2020-0001", KnownExploited: true, KnownExploitedSince: "2021-01-01"}}
+	p = PlanKEV(k, []Target{{Device: d, Owned: map[string]bool{}}})
+	if len(p.Devices) != 1 || len(p.Devices[0].Changes) != 1 || p.Devices[0].Intel[0].ID != "cve-2025-10001" {
+		t.Errorf("KEV: %+v", p.Devices)
+	}
+
+	// VEX: a justification another manager keeps is not a change to make on every run; an entry
+	// kept from an advisory not read now is re-sent with the fields VEX owns only.
+	acme, _, _ := ParseVEX([]Document{fixture(t, "acme-infusion-vex.json")}, false)
+	id := v1alpha1.DeviceIdentity{Manufacturer: "Acme Medical", Model: "IP-200", FirmwareVersion: "3.1.0"}
+	m := []Mapping{{Manufacturer: "Acme Medical", Model: "IP-200", Vendor: "Acme Medical", Product: "Infusion Pump IP-200"}}
+	d = device("icu", "pump", id,
+		v1alpha1.Vulnerability{ID: "CVE-2025-10001", Status: v1alpha1.VulnAffected, CVSS: "8.8", Justification: "stale", Source: "VEX ACME-VEX-2025-0007"},
+		v1alpha1.Vulnerability{ID: "CVE-2025-10002", Status: v1alpha1.VulnNotAffected, Justification: "vulnerable_code_not_present", Source: "VEX ACME-VEX-2025-0007"},
+		v1alpha1.Vulnerability{ID: "CVE-2025-10003", Status: v1alpha1.VulnUnderInvestigation, Source: "VEX ACME-VEX-2025-0007"},
+		v1alpha1.Vulnerability{ID: "CVE-2023-1", Status: v1alpha1.VulnAffected, CVSS: "7.5", Source: "VEX OLD-1"})
+	owned := map[string]map[string]bool{"CVE-2023-1": {"id": true, "status": true, "source": true}}
+	p = PlanVEX(acme, []Target{{Device: d, Owned: map[string]bool{"CVE-2023-1": true}, OwnedFields: owned}}, m)
+	if len(p.Devices) != 0 {
+		t.Errorf("a co-owned justification rewrites: %+v", p.Devices[0].Changes)
+	}
+	d.Spec.Vulnerabilities[2].Status = v1alpha1.VulnAffected // something to write
+	p = PlanVEX(acme, []Target{{Device: d, Owned: map[string]bool{"CVE-2023-1": true}, OwnedFields: owned}}, m)
+	for _, v := range p.Devices[0].Vulnerabilities {
+		if v.ID == "CVE-2023-1" && v.CVSS != "" {
+			t.Errorf("the kept entry claims the scanner's CVSS: %+v", v)
+		}
+	}
+
+	// Offline withdrawal keeps what a scanner found in the entry.
+	d = device("icu", "pump", id, v1alpha1.Vulnerability{ID: "CVE-2024-9", Status: v1alpha1.VulnNotAffected, EPSS: "0.5", Source: "VEX ACME-VEX-2025-0007"})
+	p = PlanVEX(acme, []Target{{Device: d}}, m)
+	var kept *v1alpha1.Vulnerability
+	for i, v := range p.Devices[0].Updated.Spec.Vulnerabilities {
+		if v.ID == "CVE-2024-9" {
+			kept = &p.Devices[0].Updated.Spec.Vulnerabilities[i]
+		}
+	}
+	if kept == nil || kept.EPSS != "0.5" || kept.Source != "" || kept.Status != "" {
+		t.Errorf("offline withdrawal: %+v", kept)
 	}
 }

@@ -21,6 +21,8 @@ const (
 type Target struct {
 	Device *v1alpha1.MedicalDevice
 	Owned  map[string]bool
+	// OwnedFields are, per owned entry, the fields the manager owns (a cluster's managedFields).
+	OwnedFields map[string]map[string]bool
 }
 
 // Change is one field of one entry changing.
@@ -104,10 +106,11 @@ func (a annotator) plan(p *Plan, targets []Target) *Plan {
 		var changes []Change
 		wanted := map[string]bool{}
 		for _, id := range present(d) {
-			w, ok := a.lookup(id)
+			w, ok := a.lookup(strings.ToUpper(id)) // feeds name CVEs in upper case; scanners may not
 			if !ok {
 				continue
 			}
+			w.ID = id // the annotation joins the vulnerability by its id as written
 			wanted[id] = true
 			want = append(want, w)
 			if c := cur[id]; !a.same(c, w) {
@@ -115,7 +118,9 @@ func (a annotator) plan(p *Plan, targets []Target) *Plan {
 			}
 		}
 		for _, c := range d.Spec.ThreatIntel {
-			if a.has(c) && !wanted[c.ID] {
+			// In a cluster, only what this feed applied can be withdrawn by it: another manager's
+			// annotation stays whatever the feed sends, and reporting it would rewrite forever.
+			if a.has(c) && !wanted[c.ID] && (t.Owned == nil || t.Owned[c.ID]) {
 				changes = append(changes, Change{ID: c.ID, Field: a.field, From: a.text(c), To: "-", Source: a.source})
 			}
 		}
@@ -299,6 +304,21 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 			}
 			want[c] = v
 		}
+		// A scanner may write a CVE id in lower case: the statement updates that entry.
+		for _, v := range d.Spec.Vulnerabilities {
+			if up := strings.ToUpper(v.ID); up != v.ID {
+				if w, ok := want[up]; ok {
+					w.ID = v.ID
+					delete(want, up)
+					want[v.ID] = w
+					for i := range cves {
+						if cves[i] == up {
+							cves[i] = v.ID
+						}
+					}
+				}
+			}
+		}
 		// Entries the manager applied before: kept when their advisory was not read now,
 		// withdrawn when it was and no longer says anything about the device.
 		owned := t.Owned
@@ -318,7 +338,7 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 				changes = append(changes, Change{ID: v.ID, Field: "entry", From: string(v.Status) + " (" + v.Source + ")", To: "withdrawn", Source: v.Source})
 				continue
 			}
-			apply = append(apply, vexFields(v))
+			apply = append(apply, keptFields(v, t.OwnedFields[v.ID]))
 		}
 		for _, c := range cves {
 			w := want[c]
@@ -331,6 +351,11 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 			cmp := vexFields(old)
 			if w.CVSS == "" {
 				cmp.CVSS = "" // the statement gives no score: the one there (a scanner's) stays
+			}
+			if w.Justification == "" {
+				// Nothing to say why: one another manager wrote stays (server-side apply cannot
+				// take it away), so it is not a change to make again and again.
+				cmp.Justification = ""
 			}
 			if cmp != w {
 				changes = append(changes, Change{ID: c, Field: "entry", From: vexText(vexFields(old)), To: vexText(w), Source: w.Source})
@@ -351,7 +376,12 @@ func PlanVEX(advisories []*Advisory, targets []Target, mappings []Mapping) *Plan
 		}
 		for _, v := range u.Spec.Vulnerabilities {
 			if withdrawn[v.ID] {
-				continue
+				// In a file, the entry goes only if the feed's statement was all it said; what
+				// a scanner found there stays, without the statement.
+				if !scannerData(v) {
+					continue
+				}
+				v.Status, v.Justification, v.Source = "", "", ""
 			}
 			if w, ok := want[v.ID]; ok {
 				v.Status, v.Justification, v.Source = w.Status, w.Justification, w.Source
@@ -436,6 +466,29 @@ func (ix productIndex) candidates(d *v1alpha1.MedicalDevice, mappings []Mapping)
 		}
 	}
 	return out
+}
+
+// keptFields are the fields of an entry the VEX manager keeps applying from an advisory not read
+// in this run: those it owns (from managedFields; offline, all of VEX's), so it never becomes a
+// co-owner of a scanner's score.
+func keptFields(v v1alpha1.Vulnerability, owned map[string]bool) v1alpha1.Vulnerability {
+	k := vexFields(v)
+	if owned == nil {
+		return k
+	}
+	if !owned["cvss"] {
+		k.CVSS = ""
+	}
+	if !owned["justification"] {
+		k.Justification = ""
+	}
+	return k
+}
+
+// scannerData says whether an entry carries more than a VEX statement: exploitation data a
+// scanner or feed wrote.
+func scannerData(v v1alpha1.Vulnerability) bool {
+	return v.EPSS != "" || v.KnownExploited || v.Automatable || (v.Exploitation != "" && v.Exploitation != v1alpha1.ExploitationNone)
 }
 
 // vexFields keeps the fields the VEX manager owns.

@@ -254,6 +254,10 @@ func parseCycloneDX(d Document) (*Advisory, []Problem) {
 		if v.Ratings != nil {
 			for _, r := range *v.Ratings {
 				if r.Score != nil && strings.HasPrefix(strings.ToUpper(string(r.Method)), "CVSS") {
+					if *r.Score < 0 || *r.Score > 10 {
+						problems = append(problems, Problem{Document: d.Name, Where: where + " (" + id + ")", Message: fmt.Sprintf("CVSS score %v is outside [0, 10]; the statement is used without it", *r.Score)})
+						break
+					}
 					cvss = strconv.FormatFloat(*r.Score, 'f', 1, 64)
 					break
 				}
@@ -263,7 +267,7 @@ func parseCycloneDX(d Document) (*Advisory, []Problem) {
 			problems = append(problems, Problem{Document: d.Name, Where: where + " (" + id + ")", Message: "affects names no component"})
 			continue
 		}
-		for _, af := range *v.Affects {
+		for k, af := range *v.Affects {
 			ref := af.Ref
 			if cdx.IsBOMLink(ref) {
 				if l, err := cdx.ParseBOMLink(ref); err == nil {
@@ -283,7 +287,7 @@ func parseCycloneDX(d Document) (*Advisory, []Problem) {
 			// unaffected ones are NotAffected (or Fixed when the analysis says resolved).
 			for j, av := range *af.Range {
 				p := base
-				p.ID = fmt.Sprintf("%s#%s#%d", base.ID, id, j)
+				p.ID = fmt.Sprintf("%s#%d#%d#%d", base.ID, i, k, j)
 				p.Version, p.Range = av.Version, av.Range
 				a.Products[p.ID] = p
 				s := Statement{CVE: id, Product: p.ID, CVSS: cvss}

@@ -245,6 +245,9 @@ func EditSpecList(raw []byte, e ListEdit) ([]byte, error) {
 		return nil, errors.New("no spec")
 	}
 	list := mappingValue(spec, e.List)
+	if list != nil && list.Kind == yamlv3.ScalarNode && list.Tag == "!!null" {
+		list.Kind, list.Tag, list.Value = yamlv3.SequenceNode, "!!seq", ""
+	}
 	if list == nil {
 		list = &yamlv3.Node{Kind: yamlv3.SequenceNode, Tag: "!!seq"}
 		spec.Content = append(spec.Content, &yamlv3.Node{Kind: yamlv3.ScalarNode, Tag: "!!str", Value: e.List}, list)
@@ -264,8 +267,13 @@ func EditSpecList(raw []byte, e ListEdit) ([]byte, error) {
 			continue
 		}
 		seen[k.Value] = true
-		for f, v := range e.Set[k.Value] {
-			if err := setScalar(item, f, v); err != nil {
+		fields := make([]string, 0, len(e.Set[k.Value]))
+		for f := range e.Set[k.Value] {
+			fields = append(fields, f)
+		}
+		sort.Strings(fields) // fields new to the entry are appended in a stable order
+		for _, f := range fields {
+			if err := setScalar(item, f, e.Set[k.Value][f]); err != nil {
 				return nil, err
 			}
 		}

@@ -143,7 +143,12 @@ func TestBenchFeeds(t *testing.T) {
 			must(t, c.List(ctx, &devs))
 			ts := make([]feed.Target, len(devs.Items))
 			for i := range devs.Items {
-				ts[i] = feed.Target{Device: &devs.Items[i], Owned: ssa.AppliedKeys(&devs.Items[i], manager, list, "id")}
+				fields := ssa.AppliedEntries(&devs.Items[i], manager, list, "id")
+				owned := map[string]bool{}
+				for k := range fields {
+					owned[k] = true
+				}
+				ts[i] = feed.Target{Device: &devs.Items[i], Owned: owned, OwnedFields: fields}
 			}
 			return ts
 		}
