@@ -207,6 +207,16 @@ func runDiscover(ctx context.Context, o *options, do *discoverOptions, out *outp
 	return nil
 }
 
+// asUnstructured turns an apply configuration into the object server-side apply sends.
+func asUnstructured(v any) (*unstructured.Unstructured, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	return u, json.Unmarshal(raw, &u.Object)
+}
+
 // inNamespace keeps the devices read from files in the namespace -n names (all without -n or
 // with -A).
 func inNamespace(o *options, all bool, in []v1alpha1.MedicalDevice) []*v1alpha1.MedicalDevice {
@@ -607,12 +617,8 @@ func ApplyDiscovered(ctx context.Context, c client.Client, w io.Writer, p *disco
 			flows = append(flows, fresh...)
 			cfg := applyConfig(dp, flows)
 			cfg.Metadata.ResourceVersion = live.ResourceVersion
-			raw, err := json.Marshal(cfg)
+			u, err := asUnstructured(cfg)
 			if err != nil {
-				return err
-			}
-			u := &unstructured.Unstructured{}
-			if err := json.Unmarshal(raw, &u.Object); err != nil {
 				return err
 			}
 			opts := []client.ApplyOption{client.FieldOwner(manager)}

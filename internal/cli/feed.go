@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -479,12 +478,8 @@ func applyFeedDevice(ctx context.Context, c client.Client, p *feed.Plan, dp feed
 			delete(spec, k)
 		}
 	}
-	raw, err := json.Marshal(cfg)
+	u, err := asUnstructured(cfg)
 	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(raw, &u.Object); err != nil {
 		return err
 	}
 	dropDefaults(u)
