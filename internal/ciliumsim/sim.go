@@ -9,8 +9,10 @@ package ciliumsim
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 
+	"github.com/cilium/cilium/pkg/endpoint/regeneration"
 	"github.com/cilium/cilium/pkg/identity"
 	"github.com/cilium/cilium/pkg/identity/identitymanager"
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
@@ -131,6 +133,37 @@ func (s *Sim) lookup(from, to *identity.Identity, proto string, port uint16) (po
 	}
 	verdict, _, _, err := policy.LookupFlow(s.logger, s.repo, s.idm, policytypes.Flow{From: from, To: to, Proto: p, Dport: port})
 	return verdict, err
+}
+
+// PolicyMapEntries computes the endpoint's policy map as the Cilium agent does for it (its
+// selector policy distilled into map state) and returns the number of entries: what counts
+// against bpf-policy-map-max.
+func (s *Sim) PolicyMapEntries(id *identity.Identity) (int, error) {
+	s.ensureRepo()
+	s.idm.Add(id)
+	defer s.idm.Remove(id)
+	sp, _, err := s.repo.ComputeSelectorPolicy(id)
+	if err != nil {
+		return 0, err
+	}
+	ep := sp.DistillPolicy(s.logger, mapOwner{id: uint64(id.ID)}, map[string]uint16{policy.FallbackRedirectID: math.MaxUint16})
+	defer ep.Detach(s.logger)
+	_ = ep.Ready()
+	return ep.Len(), nil
+}
+
+// mapOwner is the endpoint a policy is distilled for.
+type mapOwner struct{ id uint64 }
+
+func (o mapOwner) GetID() uint64                                    { return o.id }
+func (mapOwner) GetIngressNamedPort(string, u8proto.U8proto) uint16 { return 0 }
+func (mapOwner) PolicyDebug(string, ...any)                         {}
+func (mapOwner) IsHost() bool                                       { return false }
+func (mapOwner) PreviousMapStateSizes() policy.MapStateSizes        { return policy.MapStateSizes{} }
+func (mapOwner) RegenerateIfAlive(*regeneration.ExternalRegenerationMetadata) <-chan bool {
+	ch := make(chan bool)
+	close(ch)
+	return ch
 }
 
 // EgressAllowed reports only the source's egress verdict: the right question when the

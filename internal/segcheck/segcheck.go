@@ -441,3 +441,12 @@ func (w *World) Identity(podOrAddr string) *identity.Identity {
 	}
 	return w.ids["pod:"+podOrAddr]
 }
+
+// PolicyMapEntries is the size of a pod's policy map as Cilium's engine computes it.
+func (w *World) PolicyMapEntries(pod string) (int, error) {
+	id := w.ids["pod:"+pod]
+	if id == nil {
+		return 0, errors.New("segcheck: unknown pod " + pod)
+	}
+	return w.sim.PolicyMapEntries(id)
+}
