@@ -37,6 +37,7 @@ func main() {
 	flag.StringVar(&c.HubbleRelay.CertFile, "hubble-tls-cert-file", "", "client certificate for mTLS to Hubble Relay")
 	flag.StringVar(&c.HubbleRelay.KeyFile, "hubble-tls-key-file", "", "client key for mTLS to Hubble Relay")
 	flag.BoolVar(&c.HubbleRelay.InsecureSkipVerify, "hubble-tls-insecure-skip-verify", false, "do not verify Hubble Relay's certificate")
+	flag.IntVar(&c.PolicyMapCapacity, "policy-map-capacity", 16384, "Cilium's per-endpoint policy map size (bpf-policy-map-max): SegmentPolicies report gateways whose estimated policy maps reach 75% of it")
 	flag.DurationVar(&c.TrafficWindow, "traffic-window", 24*time.Hour, "how far back observed traffic counts")
 	flag.DurationVar(&c.TrafficInterval, "traffic-status-interval", time.Minute, "shortest time between two observed-traffic status writes of one device")
 	zopts := zap.Options{}

@@ -24,6 +24,9 @@ type SegmentPolicyReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Metrics  *Metrics
+	// PolicyMapCapacity is Cilium's per-endpoint policy map size (bpf-policy-map-max) the
+	// gateways' estimated loads are held against; 0 turns the GatewayCapacity condition off.
+	PolicyMapCapacity int
 
 	guards guardCache
 }
@@ -71,6 +74,22 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	}
 	nets, _ := render.DeviceNetworks(pol) // invalid networks are reported through the guard
 	facts.Offenders, facts.Evaluated = drift.Flatness(pods, pols, nets, facts.Counts.Addresses), len(pods)
+	// The gateways' policy maps: every device behind a gateway of this policy's devices counts.
+	var neighbours []v1alpha1.MedicalDevice
+	seenNS := map[string]bool{}
+	for _, d := range governed.Items {
+		if seenNS[d.Namespace] {
+			continue
+		}
+		seenNS[d.Namespace] = true
+		var inNS v1alpha1.MedicalDeviceList
+		if err := r.List(ctx, &inNS, client.InNamespace(d.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+			return ctrl.Result{}, fmt.Errorf("listing the MedicalDevices of namespace %s: %w", d.Namespace, err)
+		}
+		neighbours = append(neighbours, inNS.Items...)
+	}
+	facts.Capacity = r.PolicyMapCapacity
+	facts.Gateways = gatewayLoads(governed.Items, neighbours, pods, r.PolicyMapCapacity)
 	approvals, err := r.approvalDevices(ctx, pol)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/drift"
@@ -189,6 +193,10 @@ type policyFacts struct {
 	Offenders   []drift.Offender
 	Evaluated   int
 	Ineffective []string
+	// Gateways are the loads of the gateway pods of the policy's devices (gatewayLoads), most
+	// loaded first; Capacity the policy map size they are held against.
+	Gateways []v1alpha1.GatewayLoad
+	Capacity int
 }
 
 // decidePolicyStatus is the SegmentPolicy's new status.
@@ -202,7 +210,93 @@ func decidePolicyStatus(old *v1alpha1.SegmentPolicyStatus, f policyFacts) *v1alp
 	st.Traffic = f.Counts.Traffic
 	setReadiness(&st.Conditions, gen, setGuard(st, f))
 	setIsolated(st, gen, pol, f)
+	setCapacity(st, gen, f)
 	return st
+}
+
+// maxGateways bounds status.gateways (the schema's MaxItems).
+const maxGateways = 10
+
+// setCapacity records the most loaded gateways and the GatewayCapacity condition: a warning at
+// 75% of the policy map (render.CapacityWarnRatio), before Cilium fails to regenerate the
+// gateway's policy.
+func setCapacity(st *v1alpha1.SegmentPolicyStatus, gen int64, f policyFacts) {
+	st.Gateways = nil
+	if len(f.Gateways) > 0 {
+		st.Gateways = append([]v1alpha1.GatewayLoad(nil), f.Gateways[:min(len(f.Gateways), maxGateways)]...)
+	}
+	if f.Capacity <= 0 || len(f.Gateways) == 0 {
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionGatewayCapacity)
+		return
+	}
+	top := f.Gateways[0]
+	load := fmt.Sprintf("gateway %s/%s: %d of %d policy map entries (estimated) for %d devices", top.Namespace, top.Pod, top.Entries, top.Capacity, top.Devices)
+	switch {
+	case int(top.Entries) > f.Capacity:
+		setCondition(&st.Conditions, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonOverCapacity,
+			load+": above Cilium's per-endpoint policy map, whose overflow stops the gateway's policy from regenerating; split the devices over more gateway deployments")
+	case float64(top.Entries) >= render.CapacityWarnRatio*float64(f.Capacity):
+		setCondition(&st.Conditions, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonNearCapacity,
+			load+fmt.Sprintf(": at %.0f%% of the policy map or more", 100*render.CapacityWarnRatio))
+	default:
+		setCondition(&st.Conditions, gen, v1alpha1.ConditionGatewayCapacity, true, v1alpha1.ReasonWithinCapacity, "most loaded "+load)
+	}
+}
+
+// gatewayLoads estimates each gateway pod's policy map: the policyMapEntries every device
+// behind it reports (devices of any policy: the map is the pod's). Only pods fronting one of the
+// policy's devices count. Most loaded first.
+func gatewayLoads(governed []v1alpha1.MedicalDevice, neighbours []v1alpha1.MedicalDevice, pods []drift.Pod, capacity int) []v1alpha1.GatewayLoad {
+	type gw struct{ ns, name string }
+	byNS := map[string][]drift.Pod{}
+	for _, p := range pods {
+		if p.Labels[v1alpha1.LabelGateway] == "true" {
+			byNS[p.Namespace] = append(byNS[p.Namespace], p)
+		}
+	}
+	selects := func(d *v1alpha1.MedicalDevice, p drift.Pod) bool {
+		sel, err := metav1.LabelSelectorAsSelector(&d.Spec.Gateway.PodSelector)
+		return err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels))
+	}
+	ours := map[gw]bool{}
+	for i := range governed {
+		for _, p := range byNS[governed[i].Namespace] {
+			if selects(&governed[i], p) {
+				ours[gw{p.Namespace, p.Name}] = true
+			}
+		}
+	}
+	loads := map[gw]*v1alpha1.GatewayLoad{}
+	for i := range neighbours {
+		d := &neighbours[i]
+		if d.Status.Segmentation == nil || d.Status.Segmentation.PolicyMapEntries == 0 {
+			continue
+		}
+		for _, p := range byNS[d.Namespace] {
+			k := gw{p.Namespace, p.Name}
+			if !ours[k] || !selects(d, p) {
+				continue
+			}
+			l := loads[k]
+			if l == nil {
+				l = &v1alpha1.GatewayLoad{Namespace: p.Namespace, Pod: p.Name, Capacity: int32(capacity)}
+				loads[k] = l
+			}
+			l.Devices++
+			l.Entries += d.Status.Segmentation.PolicyMapEntries
+		}
+	}
+	out := make([]v1alpha1.GatewayLoad, 0, len(loads))
+	for _, l := range loads {
+		out = append(out, *l)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Entries != out[j].Entries {
+			return out[i].Entries > out[j].Entries
+		}
+		return out[i].Namespace+"/"+out[i].Pod < out[j].Namespace+"/"+out[j].Pod
+	})
+	return out
 }
 
 // setGuard records the guard in place and returns the readiness outcome it implies.

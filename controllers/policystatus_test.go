@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/drift"
 	"github.com/medseg/medseg/internal/render"
@@ -159,5 +162,52 @@ func TestPolicyStatusDecision(t *testing.T) {
 	}
 	if !samePolicyStatus(applied, decidePolicyStatus(applied, policyFacts{Policy: pol, Guard: apply, GuardWrite: writeResult{Live: appliedGuardOf(apply.Guard)}, Evaluated: 10})) {
 		t.Error("a resync of an unchanged policy must decide the same status")
+	}
+}
+
+// TestGatewayCapacity: a gateway's load is the policyMapEntries of every device behind it,
+// whatever its policy, counted only for gateways of the policy's own devices; the condition
+// warns at 75% and says over capacity above 100%.
+func TestGatewayCapacity(t *testing.T) {
+	dev := func(ns, name, app string, entries int32) v1alpha1.MedicalDevice {
+		d := v1alpha1.MedicalDevice{}
+		d.Namespace, d.Name = ns, name
+		d.Spec.Gateway.PodSelector.MatchLabels = map[string]string{"app": app}
+		d.Status.Segmentation = &v1alpha1.SegmentationStatus{PolicyMapEntries: entries}
+		return d
+	}
+	gw := func(ns, name, app string) drift.Pod {
+		return drift.Pod{Name: name, Workload: drift.Workload{Namespace: ns, Labels: map[string]string{"app": app, v1alpha1.LabelGateway: "true"}}}
+	}
+	governed := []v1alpha1.MedicalDevice{dev("icu", "a", "gw", 300), dev("icu", "b", "gw", 300)}
+	neighbours := append(governed, dev("icu", "c", "gw", 250), dev("icu", "d", "other", 900))
+	pods := []drift.Pod{gw("icu", "gw-0", "gw"), gw("icu", "other-0", "other"),
+		{Name: "gw-lookalike", Workload: drift.Workload{Namespace: "icu", Labels: map[string]string{"app": "gw"}}}}
+	loads := gatewayLoads(governed, neighbours, pods, 1000)
+	if len(loads) != 1 || loads[0] != (v1alpha1.GatewayLoad{Namespace: "icu", Pod: "gw-0", Devices: 3, Entries: 850, Capacity: 1000}) {
+		t.Fatalf("loads %+v", loads)
+	}
+	pol := &v1alpha1.SegmentPolicy{}
+	for _, c := range []struct {
+		capacity int
+		reason   string
+		status   metav1.ConditionStatus
+	}{{2000, v1alpha1.ReasonWithinCapacity, metav1.ConditionTrue}, {1000, v1alpha1.ReasonNearCapacity, metav1.ConditionFalse}, {800, v1alpha1.ReasonOverCapacity, metav1.ConditionFalse}} {
+		ls := gatewayLoads(governed, neighbours, pods, c.capacity)
+		st := &v1alpha1.SegmentPolicyStatus{}
+		setCapacity(st, 1, policyFacts{Policy: pol, Gateways: ls, Capacity: c.capacity})
+		cond := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionGatewayCapacity)
+		if cond == nil || cond.Reason != c.reason || cond.Status != c.status || !strings.Contains(cond.Message, "gateway icu/gw-0: 850 of") {
+			t.Errorf("capacity %d: %+v", c.capacity, cond)
+		}
+		if len(st.Gateways) != 1 {
+			t.Errorf("status.gateways %+v", st.Gateways)
+		}
+	}
+	// No gateway, no condition.
+	st := &v1alpha1.SegmentPolicyStatus{Conditions: []metav1.Condition{{Type: v1alpha1.ConditionGatewayCapacity}}}
+	setCapacity(st, 1, policyFacts{Policy: pol, Capacity: 1000})
+	if meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionGatewayCapacity) != nil {
+		t.Error("a policy without gateways keeps a capacity condition")
 	}
 }

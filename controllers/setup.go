@@ -474,6 +474,7 @@ func deviceSummaryChanged() predicate.Predicate {
 		}
 		if seg := d.Status.Segmentation; seg != nil {
 			s[0], s[1] = seg.Policy, string(seg.Mode)
+			s[4] = fmt.Sprint(seg.PolicyMapEntries) // the gateways' loads
 			for _, a := range seg.AppliedObjects {
 				s[4] += a.Hash
 			}

@@ -12,6 +12,9 @@ const (
 	// ConditionIsolated (SegmentPolicy): no workload other than gateways can reach its device
 	// networks.
 	ConditionIsolated = "Isolated"
+	// ConditionGatewayCapacity (SegmentPolicy): the gateways of its devices have room in Cilium's
+	// per-endpoint policy map (bpf-policy-map-max), by medseg's estimate.
+	ConditionGatewayCapacity = "GatewayCapacity"
 	// ConditionCommissioned (MedicalDevice): spec.commissioning approves the current flows.
 	ConditionCommissioned = "Commissioned"
 	// ConditionTrafficDeclared (MedicalDevice, in Audit or onboarding, when the operator follows
@@ -63,6 +66,12 @@ const (
 	ReasonIsolated = "Isolated"
 	// ReasonFlatNetwork: some workloads other than gateways can reach the device networks.
 	ReasonFlatNetwork = "FlatNetwork"
+	// ReasonWithinCapacity: every gateway of the policy's devices is below 75% of the policy map.
+	ReasonWithinCapacity = "WithinCapacity"
+	// ReasonNearCapacity: a gateway is at 75% of its policy map or more.
+	ReasonNearCapacity = "NearCapacity"
+	// ReasonOverCapacity: a gateway's estimated entries exceed its policy map.
+	ReasonOverCapacity = "OverCapacity"
 	// ReasonCommissioned: spec.commissioning.flowsHash matches the current flows.
 	ReasonCommissioned = "Commissioned"
 	// ReasonNotCommissioned: the device has no spec.commissioning.

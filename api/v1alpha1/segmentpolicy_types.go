@@ -409,6 +409,36 @@ type SegmentPolicyStatus struct {
 	// Hubble Relay.
 	// +optional
 	Traffic *PolicyTraffic `json:"traffic,omitempty"`
+	// gateways are the gateway pods of the policy's devices with the largest policy maps, by
+	// medseg's estimate (the policyMapEntries of every device behind the pod, whatever its
+	// policy), most loaded first, at most 10.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Gateways []GatewayLoad `json:"gateways,omitempty"`
+}
+
+// GatewayLoad is a gateway pod's estimated policy map.
+type GatewayLoad struct {
+	// namespace and pod name the gateway pod.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Pod string `json:"pod"`
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+	// devices behind the pod.
+	// +required
+	Devices int32 `json:"devices"`
+	// entries estimates the policy map entries of the pod: the sum of its devices'
+	// policyMapEntries. It is above what Cilium computes (peers shared by several devices are
+	// counted for each), so warnings come early, not late.
+	// +required
+	Entries int32 `json:"entries"`
+	// capacity is the per-endpoint policy map size medseg was configured with
+	// (--policy-map-capacity, Cilium's bpf-policy-map-max).
+	// +required
+	Capacity int32 `json:"capacity"`
 }
 
 // PolicyTraffic aggregates what Hubble observed for a SegmentPolicy's devices.

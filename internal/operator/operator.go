@@ -27,6 +27,7 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/controllers"
 	"github.com/medseg/medseg/internal/discover"
+	"github.com/medseg/medseg/internal/render"
 )
 
 // Config is the operator's configuration, from flags in main.go or set by tests.
@@ -62,6 +63,9 @@ type Config struct {
 	// shortest time between two traffic status writes of one device (default 1m);
 	// TrafficTick how often traffic is summarised (default 10s).
 	TrafficWindow, TrafficInterval, TrafficTick time.Duration
+	// PolicyMapCapacity is Cilium's bpf-policy-map-max (default render.PolicyMapCapacity,
+	// 16,384): gateways whose estimated policy maps reach 75% of it are reported.
+	PolicyMapCapacity int
 }
 
 // Scheme returns the scheme medseg uses: client-go, medseg and Cilium v2.
@@ -167,8 +171,12 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	}).SetupWithManager(mgr, copts); err != nil {
 		return nil, fmt.Errorf("setting up the MedicalDevice controller: %w", err)
 	}
+	capacity := c.PolicyMapCapacity
+	if capacity == 0 {
+		capacity = render.PolicyMapCapacity
+	}
 	if err := (&controllers.SegmentPolicyReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Metrics: m,
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Metrics: m, PolicyMapCapacity: capacity,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return nil, fmt.Errorf("setting up the SegmentPolicy controller: %w", err)
 	}

@@ -45,10 +45,10 @@ func HTML(w io.Writer, r *Report) error {
 	}
 	countTable("Devices by SSVC priority", s.ByPriority, priorityClass)
 	countTable("Devices by mode", s.ByMode, modeClass)
-	p("<table><caption>Zones (SegmentPolicies) and flatness</caption>\n<tr><th>SegmentPolicy</th><th>Enforcement</th><th>Devices</th><th>Flatness</th><th>Reachable workloads</th></tr>\n")
+	p("<table><caption>Zones (SegmentPolicies) and flatness</caption>\n<tr><th>SegmentPolicy</th><th>Enforcement</th><th>Devices</th><th>Flatness</th><th>Reachable workloads</th><th>Most loaded gateway</th></tr>\n")
 	for _, ps := range s.Policies {
-		p("<tr><td>%s</td><td>%s</td><td>%d</td><td><span class=\"chip %s\">%s</span></td><td>%d</td></tr>\n",
-			esc(ps.Name), esc(ps.Enforcement), ps.Devices, flatClass(ps.Flatness), esc(ps.Flatness), ps.ReachableWorkloads)
+		p("<tr><td>%s</td><td>%s</td><td>%d</td><td><span class=\"chip %s\">%s</span></td><td>%d</td><td>%s</td></tr>\n",
+			esc(ps.Name), esc(ps.Enforcement), ps.Devices, flatClass(ps.Flatness), esc(ps.Flatness), ps.ReachableWorkloads, esc(firstOr(ps.Gateways, "-")))
 	}
 	p("</table>\n</div>\n")
 	for _, ps := range s.Policies {

@@ -26,10 +26,10 @@ func Markdown(w io.Writer, r *Report) error {
 	p("- By SSVC priority: %s", counts(s.ByPriority))
 	p("- By mode: %s", counts(s.ByMode))
 	p("")
-	p("| SegmentPolicy | Enforcement | Devices | Flatness | Reachable workloads |")
-	p("|---|---|---|---|---|")
+	p("| SegmentPolicy | Enforcement | Devices | Flatness | Reachable workloads | Most loaded gateway |")
+	p("|---|---|---|---|---|---|")
 	for _, ps := range s.Policies {
-		p("| %s | %s | %d | %s | %d |", md(ps.Name), ps.Enforcement, ps.Devices, ps.Flatness, ps.ReachableWorkloads)
+		p("| %s | %s | %d | %s | %d | %s |", md(ps.Name), ps.Enforcement, ps.Devices, ps.Flatness, ps.ReachableWorkloads, md(firstOr(ps.Gateways, "-")))
 	}
 	for _, ps := range s.Policies {
 		for _, o := range ps.Offenders {
@@ -155,6 +155,13 @@ func Markdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
 }
 
 func counts(cs []Count) string {

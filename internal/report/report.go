@@ -97,6 +97,9 @@ type PolicySummary struct {
 	Offenders          []string `json:"offenders"`
 	// IneffectiveApprovals are the policy's exceptions and grants that cannot take effect.
 	IneffectiveApprovals []string `json:"ineffectiveApprovals"`
+	// Gateways are the most loaded gateway pods of its devices: estimated policy map entries
+	// against Cilium's per-endpoint map (live only).
+	Gateways []string `json:"gateways"`
 }
 
 // Finding is a device that is not segmented as declared, and why.
@@ -298,6 +301,13 @@ func Build(in Input) *Report {
 		if f := p.Status.Flatness; f != nil && !in.Offline {
 			ps.ReachableWorkloads = f.ReachableWorkloads
 			ps.Offenders = append(ps.Offenders, f.Offenders...)
+		}
+		ps.Gateways = []string{}
+		if !in.Offline {
+			for _, g := range p.Status.Gateways {
+				ps.Gateways = append(ps.Gateways, fmt.Sprintf("%s/%s: %s of %s entries (%d%%), %d devices", g.Namespace, g.Pod,
+					discover.Thousands(int64(g.Entries)), discover.Thousands(int64(g.Capacity)), int64(g.Entries)*100/max(int64(g.Capacity), 1), g.Devices))
+			}
 		}
 		s.Policies = append(s.Policies, ps)
 		s.Grants = append(s.Grants, grantsOf(p, "", now)...)
