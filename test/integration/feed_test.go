@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -50,6 +51,17 @@ func TestFeedsOnALiveCluster(t *testing.T) {
 	}
 	g.Eventually(priority(pump), timeout, pollInterval).Should(Equal(v1alpha1.PriorityScheduled))
 	g.Eventually(priority(ct), timeout, pollInterval).Should(Equal(v1alpha1.PriorityScheduled))
+	// The zone reports its gateways' policy maps: the pump's gateway pod carries the pump's
+	// estimated entries, far from Cilium's 16,384.
+	g.Eventually(func(g Gomega) {
+		var pol v1alpha1.SegmentPolicy
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: "critical-care" + sfx}, &pol)).To(Succeed())
+		c := meta.FindStatusCondition(pol.Status.Conditions, v1alpha1.ConditionGatewayCapacity)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonWithinCapacity))
+		g.Expect(pol.Status.Gateways).To(ContainElement(And(HaveField("Pod", "gw-infusion-pump-bed-12"), HaveField("Capacity", int32(16384)))))
+		g.Expect(pol.Status.Gateways[0].Entries).To(BeNumerically(">", 0))
+	}, timeout, pollInterval).Should(Succeed())
 
 	// Only this test's hospital: the feeds read every namespace, other tests' devices are gone
 	// or carry other suffixes, which the plan counts but leaves as they are.
