@@ -254,9 +254,17 @@ func gatewayLoads(governed []v1alpha1.MedicalDevice, neighbours []v1alpha1.Medic
 			byNS[p.Namespace] = append(byNS[p.Namespace], p)
 		}
 	}
+	selectors := map[*v1alpha1.MedicalDevice]labels.Selector{} // parsed once per device
 	selects := func(d *v1alpha1.MedicalDevice, p drift.Pod) bool {
-		sel, err := metav1.LabelSelectorAsSelector(&d.Spec.Gateway.PodSelector)
-		return err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels))
+		sel, ok := selectors[d]
+		if !ok {
+			var err error
+			if sel, err = metav1.LabelSelectorAsSelector(&d.Spec.Gateway.PodSelector); err != nil || sel.Empty() {
+				sel = labels.Nothing()
+			}
+			selectors[d] = sel
+		}
+		return sel.Matches(labels.Set(p.Labels))
 	}
 	ours := map[gw]bool{}
 	for i := range governed {
