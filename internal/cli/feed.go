@@ -21,7 +21,6 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/feed"
 	"github.com/medseg/medseg/internal/manifest"
-	"github.com/medseg/medseg/internal/ssa"
 )
 
 // feedOptions are the flags every feed subcommand shares.
@@ -139,31 +138,9 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 		}
 		docs = append(docs, ds...)
 	}
-	manager, list := feed.ManagerVEX, "vulnerabilities"
-	var plan func([]feed.Target) *feed.Plan
-	var problems []feed.Problem
-	switch kind {
-	case "kev":
-		k, ps, err := feed.ParseKEV(docs, fo.partial)
-		if err != nil {
-			return feedError(err)
-		}
-		manager, list, problems = feed.ManagerKEV, "threatIntel", ps
-		plan = func(t []feed.Target) *feed.Plan { return feed.PlanKEV(k, t) }
-	case "epss":
-		e, ps, err := feed.ParseEPSS(docs, fo.partial)
-		if err != nil {
-			return feedError(err)
-		}
-		manager, list, problems = feed.ManagerEPSS, "threatIntel", ps
-		plan = func(t []feed.Target) *feed.Plan { return feed.PlanEPSS(e, t) }
-	default:
-		as, ps, err := feed.ParseVEX(docs, fo.partial)
-		if err != nil {
-			return feedError(err)
-		}
-		problems = ps
-		plan = func(t []feed.Target) *feed.Plan { return feed.PlanVEX(as, t, mappings) }
+	f, problems, err := feed.Parse(kind, docs, fo.partial, mappings)
+	if err != nil {
+		return feedError(err)
 	}
 
 	var c client.Client
@@ -196,13 +173,13 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 			return err
 		}
 		for _, d := range devs {
-			targets = append(targets, target(d, manager, list))
+			targets = append(targets, feed.ClusterTarget(d, f.Manager))
 		}
 	}
 	if len(targets) == 0 {
 		return errors.New("no MedicalDevices to update")
 	}
-	p := plan(targets)
+	p := f.Plan(targets)
 	p.Problems = problems
 	var all []*v1alpha1.MedicalDevice // offline -o yaml: every device read, changed or not, for assess -f -
 	if len(fo.devices) > 0 {
@@ -227,7 +204,7 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 	switch {
 	case fo.apply:
 		// No deadline for the whole run (10,000 devices take minutes); each write has its own.
-		return ApplyFeed(ctx, c, o.streams.Out, p, list, dry)
+		return ApplyFeed(ctx, c, o.streams.Out, p, dry)
 	case fo.inPlace:
 		originals := map[string]*v1alpha1.MedicalDevice{}
 		for _, t := range targets {
@@ -243,6 +220,10 @@ func runFeed(ctx context.Context, o *options, kind string, fo *feedOptions, out 
 // ApplyFeedFiles runs `feed KIND -f SOURCES --apply` against the cluster's devices (all
 // namespaces) and prints what it changed: the demo and tests use it.
 func ApplyFeedFiles(ctx context.Context, c client.Client, w io.Writer, kind string, sources []string, products string) (*feed.Plan, error) {
+	mappings, err := feed.ReadMappings(products)
+	if err != nil {
+		return nil, err
+	}
 	var docs []feed.Document
 	for _, s := range sources {
 		ds, err := feed.Read(ctx, s, nil)
@@ -251,60 +232,23 @@ func ApplyFeedFiles(ctx context.Context, c client.Client, w io.Writer, kind stri
 		}
 		docs = append(docs, ds...)
 	}
-	var p *feed.Plan
+	f, _, err := feed.Parse(kind, docs, false, mappings)
+	if err != nil {
+		return nil, feedError(err)
+	}
 	var devs v1alpha1.MedicalDeviceList
 	if err := c.List(ctx, &devs); err != nil {
 		return nil, err
 	}
-	targets := func(manager, list string) []feed.Target {
-		out := make([]feed.Target, len(devs.Items))
-		for i := range devs.Items {
-			out[i] = target(&devs.Items[i], manager, list)
-		}
-		return out
+	targets := make([]feed.Target, len(devs.Items))
+	for i := range devs.Items {
+		targets[i] = feed.ClusterTarget(&devs.Items[i], f.Manager)
 	}
-	list := "threatIntel"
-	switch kind {
-	case "kev":
-		k, _, err := feed.ParseKEV(docs, false)
-		if err != nil {
-			return nil, feedError(err)
-		}
-		p = feed.PlanKEV(k, targets(feed.ManagerKEV, list))
-	case "epss":
-		e, _, err := feed.ParseEPSS(docs, false)
-		if err != nil {
-			return nil, feedError(err)
-		}
-		p = feed.PlanEPSS(e, targets(feed.ManagerEPSS, list))
-	case "vex":
-		mappings, err := feed.ReadMappings(products)
-		if err != nil {
-			return nil, err
-		}
-		as, _, err := feed.ParseVEX(docs, false)
-		if err != nil {
-			return nil, feedError(err)
-		}
-		list = "vulnerabilities"
-		p = feed.PlanVEX(as, targets(feed.ManagerVEX, list), mappings)
-	default:
-		return nil, fmt.Errorf("unknown feed %q", kind)
-	}
+	p := f.Plan(targets)
 	if err := printFeed(w, &output{format: "table", print: genericclioptions.NewPrintFlags("")}, p, nil); err != nil {
 		return nil, err
 	}
-	return p, ApplyFeed(ctx, c, w, p, list, dryRunNone)
-}
-
-// target is a cluster's device with what the feed's manager owns of it.
-func target(d *v1alpha1.MedicalDevice, manager, list string) feed.Target {
-	fields := ssa.AppliedEntries(d, manager, list, "id")
-	owned := make(map[string]bool, len(fields))
-	for k := range fields {
-		owned[k] = true
-	}
-	return feed.Target{Device: d, Owned: owned, OwnedFields: fields}
+	return p, ApplyFeed(ctx, c, w, p, dryRunNone)
 }
 
 func feedError(err error) error {
@@ -405,10 +349,10 @@ func applyConfiguration(dp feed.DevicePlan) map[string]any {
 }
 
 // ApplyFeed writes a plan with server-side apply under the plan's field manager: per changed
-// device, every entry of list (vulnerabilities or threatIntel) the manager keeps, so what it
+// device, every entry of its list (vulnerabilities or threatIntel) the manager keeps, so what it
 // stops applying is dropped. The feed owns its fields: it takes them over from other managers
 // (force), as the source of truth for them.
-func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, list string, dry dryRun) error {
+func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, dry dryRun) error {
 	now := time.Now()
 	if dry == dryRunClient {
 		for _, dp := range p.Devices {
@@ -430,7 +374,7 @@ func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, 
 		go func() {
 			defer wg.Done()
 			for dp := range next {
-				err := applyFeedDevice(ctx, c, p, dp, list, dry, now)
+				err := applyFeedDevice(ctx, c, p, dp, dry, now)
 				mu.Lock()
 				if err != nil && failed == nil {
 					failed = err
@@ -467,7 +411,8 @@ func ApplyFeed(ctx context.Context, c client.Client, w io.Writer, p *feed.Plan, 
 // feedWorkers is how many devices a feed writes at once.
 const feedWorkers = 8
 
-func applyFeedDevice(ctx context.Context, c client.Client, p *feed.Plan, dp feed.DevicePlan, list string, dry dryRun, now time.Time) error {
+func applyFeedDevice(ctx context.Context, c client.Client, p *feed.Plan, dp feed.DevicePlan, dry dryRun, now time.Time) error {
+	list := feed.ListOf(p.Manager)
 	cfg := applyConfiguration(dp)
 	// The stamp the operator reports as status.risk.lastFeed.
 	cfg["metadata"].(map[string]any)["annotations"] = map[string]any{

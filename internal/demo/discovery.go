@@ -10,12 +10,12 @@ import (
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/cli"
+	"github.com/medseg/medseg/internal/manifest"
 )
 
 var ultrasound = types.NamespacedName{Namespace: "radiology", Name: "ultrasound-3"}
@@ -29,24 +29,14 @@ func (s *story) discovery() error {
 		"medseg discover pairs each gateway pod's two hops and proposes flows; a clinical engineer",
 		"sets the tiers, applies them, and commissions the device.")
 	dir := filepath.Join(s.Samples, "discovery")
-	in, err := cli.Load([]string{filepath.Join(dir, "ultrasound-3.yaml")}, nil)
+	objs, err := manifest.Read([]string{filepath.Join(dir, "ultrasound-3.yaml")}, nil)
 	if err != nil {
 		return err
 	}
-	if len(in.Devices) != 1 {
-		return fmt.Errorf("%s: want one MedicalDevice, found %d", dir, len(in.Devices))
+	if len(objs) != 1 || objs[0].Object.GetKind() != "MedicalDevice" || objs[0].Object.GetNamespace() != ultrasound.Namespace || objs[0].Object.GetName() != ultrasound.Name {
+		return fmt.Errorf("%s: want the one MedicalDevice %s", dir, ultrasound)
 	}
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("medseg.io/v1alpha1")
-	u.SetKind("MedicalDevice")
-	u.SetNamespace(ultrasound.Namespace)
-	u.SetName(ultrasound.Name)
-	spec, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&in.Devices[0].Spec)
-	if err != nil {
-		return err
-	}
-	u.Object["spec"] = spec
-	if err := s.apply(u); err != nil {
+	if err := s.apply(objs[0].Object); err != nil {
 		return err
 	}
 	if err := s.gatewayPod(ultrasound); err != nil {

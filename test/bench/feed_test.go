@@ -20,7 +20,6 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/cli"
 	"github.com/medseg/medseg/internal/feed"
-	"github.com/medseg/medseg/internal/ssa"
 	"github.com/medseg/medseg/internal/testenv"
 )
 
@@ -118,53 +117,29 @@ func TestBenchFeeds(t *testing.T) {
 		t0 := time.Now()
 		docs, err := feed.Read(ctx, source, nil)
 		must(t, err)
-		var plan func([]feed.Target) *feed.Plan
-		manager, list := feed.ManagerVEX, "vulnerabilities"
-		switch kind {
-		case "kev":
-			k, _, err := feed.ParseKEV(docs, false)
-			must(t, err)
-			ph.Records, manager, list = len(k.Entries), feed.ManagerKEV, "threatIntel"
-			plan = func(ts []feed.Target) *feed.Plan { return feed.PlanKEV(k, ts) }
-		case "epss":
-			e, _, err := feed.ParseEPSS(docs, false)
-			must(t, err)
-			ph.Records, manager, list = len(e.Scores), feed.ManagerEPSS, "threatIntel"
-			plan = func(ts []feed.Target) *feed.Plan { return feed.PlanEPSS(e, ts) }
-		default:
-			as, _, err := feed.ParseVEX(docs, false)
-			must(t, err)
-			ph.Records = len(as)
-			plan = func(ts []feed.Target) *feed.Plan { return feed.PlanVEX(as, ts, mappings) }
-		}
+		f, _, err := feed.Parse(kind, docs, false, mappings)
+		must(t, err)
+		ph.Records = f.Records
 		ph.ReadSeconds = time.Since(t0).Seconds()
-		targets := func() []feed.Target {
-			var devs v1alpha1.MedicalDeviceList
-			must(t, c.List(ctx, &devs))
-			ts := make([]feed.Target, len(devs.Items))
-			for i := range devs.Items {
-				fields := ssa.AppliedEntries(&devs.Items[i], manager, list, "id")
-				owned := map[string]bool{}
-				for k := range fields {
-					owned[k] = true
-				}
-				ts[i] = feed.Target{Device: &devs.Items[i], Owned: owned, OwnedFields: fields}
-			}
-			return ts
-		}
 		t1 := time.Now()
-		ts := targets()
+		var devs v1alpha1.MedicalDeviceList
+		must(t, c.List(ctx, &devs))
+		ts := make([]feed.Target, len(devs.Items))
+		for i := range devs.Items {
+			ts[i] = feed.ClusterTarget(&devs.Items[i], f.Manager)
+		}
 		ph.ListSeconds = time.Since(t1).Seconds()
 		t2 := time.Now()
-		p := plan(ts)
+		p := f.Plan(ts)
 		ph.PlanSeconds = time.Since(t2).Seconds()
 		t3 := time.Now()
-		must(t, cli.ApplyFeed(ctx, c, io.Discard, p, list, "none"))
+		must(t, cli.ApplyFeed(ctx, c, io.Discard, p, "none"))
 		ph.ApplySecs = time.Since(t3).Seconds()
 		ph.Writes, ph.Unchanged = len(p.Devices), p.Unchanged
 		return ph
 	}
-	for _, f := range []struct{ kind, source string }{{"vex", filepath.Join(dir, "vex")}, {"kev", kevFile}, {"epss", epssFile}} {
+	feeds := []struct{ kind, source string }{{"vex", filepath.Join(dir, "vex")}, {"kev", kevFile}, {"epss", epssFile}}
+	for _, f := range feeds {
 		phases = append(phases, run(f.kind, f.source))
 	}
 	// A rerun of every feed: nothing may be written.
@@ -174,7 +149,7 @@ func TestBenchFeeds(t *testing.T) {
 	for _, d := range devs.Items {
 		gens[d.Namespace+"/"+d.Name] = d.Generation
 	}
-	for i, f := range []struct{ kind, source string }{{"vex", filepath.Join(dir, "vex")}, {"kev", kevFile}, {"epss", epssFile}} {
+	for i, f := range feeds {
 		phases[i].RerunWrites = run(f.kind, f.source).Writes
 	}
 	must(t, c.List(ctx, &devs))
