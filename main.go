@@ -22,6 +22,7 @@ func main() {
 	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	flag.BoolVar(&c.LeaderElection, "leader-elect", true, "elect a leader so only one replica writes")
+	flag.StringVar(&c.MemoryNamespace, "risk-memory-namespace", "", "namespace of the risk memory ConfigMaps (medseg-risk-memory-*): devices' last known priority, kept across their deletion; medseg's own namespace, which device owners cannot write. Empty: remember nothing")
 	flag.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
 	flag.StringVar(&namespaces, "watch-namespaces", "", "comma-separated namespaces whose MedicalDevices medseg manages (default: all)")
 	flag.IntVar(&c.DeviceWorkers, "device-workers", 4, "concurrent MedicalDevice reconciles")
@@ -37,7 +38,7 @@ func main() {
 	flag.StringVar(&c.HubbleRelay.CertFile, "hubble-tls-cert-file", "", "client certificate for mTLS to Hubble Relay")
 	flag.StringVar(&c.HubbleRelay.KeyFile, "hubble-tls-key-file", "", "client key for mTLS to Hubble Relay")
 	flag.BoolVar(&c.HubbleRelay.InsecureSkipVerify, "hubble-tls-insecure-skip-verify", false, "do not verify Hubble Relay's certificate")
-	flag.IntVar(&c.PolicyMapCapacity, "policy-map-capacity", 16384, "Cilium's per-endpoint policy map size (bpf-policy-map-max): SegmentPolicies report gateways whose estimated policy maps reach 75% of it")
+	flag.IntVar(&c.PolicyMapCapacity, "policy-map-capacity", 16384, "Cilium's per-endpoint policy map size (bpf-policy-map-max): devices and SegmentPolicies warn at 75% of it, and above it medseg adds no flows to the gateway")
 	flag.DurationVar(&c.TrafficWindow, "traffic-window", 24*time.Hour, "how far back observed traffic counts")
 	flag.DurationVar(&c.TrafficInterval, "traffic-status-interval", time.Minute, "shortest time between two observed-traffic status writes of one device")
 	zopts := zap.Options{}

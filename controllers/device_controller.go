@@ -38,6 +38,12 @@ type MedicalDeviceReconciler struct {
 	Metrics  *Metrics
 	// Traffic follows Hubble Relay; nil when the operator is not given a Relay address.
 	Traffic *TrafficFollower
+	// PolicyMapCapacity is Cilium's per-endpoint policy map size (bpf-policy-map-max): a device
+	// whose gateway pod would exceed it gets no more flows; 0 checks nothing.
+	PolicyMapCapacity int
+	selectors         selectorCache
+	// Memory remembers devices' last known priority across their deletion; nil remembers nothing.
+	Memory *RiskMemory
 
 	// written remembers, per device (namespace/name → writtenStatus), the status last written.
 	// medseg is the only writer of device status, so what it wrote is never older than the cache:
@@ -53,6 +59,8 @@ type MedicalDeviceReconciler struct {
 // +kubebuilder:rbac:groups=medseg.io,resources=medicaldevices/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=medseg.io,resources=medicaldevices/finalizers,verbs=update
 // +kubebuilder:rbac:groups=medseg.io,resources=segmentpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=medseg.io,resources=segmentexceptions;accessgrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=medseg.io,resources=segmentexceptions/status;accessgrants/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumnetworkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces;pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
@@ -64,6 +72,10 @@ type observed struct {
 	namespaces map[string]map[string]string
 	// neighbours are the other devices in the device's namespace (shared gateways).
 	neighbours []*v1alpha1.MedicalDevice
+	// approvals are the SegmentExceptions and AccessGrants naming the device.
+	approvals v1alpha1.Approvals
+	// gateways are the device's labelled gateway pods.
+	gateways []gatewayPod
 	// gatewayPods counts pods matching spec.gateway.podSelector; unlabelled those among them
 	// without medseg.io/gateway: "true".
 	gatewayPods, unlabelled int
@@ -121,6 +133,7 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		if apierrors.IsNotFound(err) {
 			r.Metrics.forgetDevice(req.String())
 			r.forgetWritten(req)
+			r.selectors.forgetName(req)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading MedicalDevice %s: %w", req.NamespacedName, err)
@@ -133,10 +146,22 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	floor, err := r.Memory.Recall(ctx, dev.Namespace, dev.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	p, planErr := plan.Device(plan.Input{Device: dev, Policies: obs.policies, Namespaces: obs.namespaces,
-		Neighbours: obs.neighbours, LiveEnforcing: r.enforcingLive(ctx, dev.Namespace, obs), Widened: obs.widened, Now: now})
+		Neighbours: obs.neighbours, Approvals: obs.approvals, Floor: floor, LiveEnforcing: r.enforcingLive(ctx, dev.Namespace, obs), Widened: obs.widened, Now: now})
 	if obs.liveErr != nil {
 		return ctrl.Result{}, obs.liveErr
+	}
+	var load *gatewayLoad
+	if planErr == nil {
+		own := ownEntries(p)
+		load = r.selectors.mostLoadedGateway(dev, own, obs.neighbours, obs.gateways, r.PolicyMapCapacity)
+		if load != nil && load.over() && own > 0 {
+			p.GatewayFull = load.String()
+		}
 	}
 	var waiting []string
 	if planErr == nil && p.Enforced {
@@ -157,7 +182,7 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	facts := deviceFacts{Now: now, Device: dev, Plan: p, PlanErr: planErr, Decision: decision, Write: write, Around: surroundings{
 		NamespaceIsGateway: obs.namespaces[dev.Namespace][v1alpha1.LabelGatewayNamespace] == "true",
 		GatewayPods:        obs.gatewayPods, Unlabelled: obs.unlabelled, Conflicts: obs.conflicts,
-		Foreign: obs.foreign, Widened: obs.widened,
+		Foreign: obs.foreign, Widened: obs.widened, Gateway: load,
 	}}
 	if r.Traffic != nil {
 		facts.Traffic = r.Traffic.Snapshot(req.NamespacedName)
@@ -178,6 +203,11 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if write.Err != nil && !errors.Is(write.Err, errForeignObject) {
 		return ctrl.Result{}, write.Err
+	}
+	if planErr == nil {
+		if err := r.Memory.Remember(ctx, dev, st.Risk.Priority, now); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if decision.Intent == plan.Wait {
 		return ctrl.Result{RequeueAfter: waitForCompanions}, nil
@@ -256,6 +286,16 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 			obs.neighbours = append(obs.neighbours, &same.Items[i])
 		}
 	}
+	key := client.MatchingFields{indexApprovalDevice: v1alpha1.Qualified(dev.Namespace, dev.Name)}
+	var exceptions v1alpha1.SegmentExceptionList
+	if err := r.List(ctx, &exceptions, key); err != nil {
+		return nil, fmt.Errorf("listing the SegmentExceptions of %s/%s: %w", dev.Namespace, dev.Name, err)
+	}
+	var grants v1alpha1.AccessGrantList
+	if err := r.List(ctx, &grants, key); err != nil {
+		return nil, fmt.Errorf("listing the AccessGrants of %s/%s: %w", dev.Namespace, dev.Name, err)
+	}
+	obs.approvals = v1alpha1.Approvals{Exceptions: exceptions.Items, Grants: grants.Items}
 	var gatewayLabels []map[string]string
 	if sel, err := metav1.LabelSelectorAsSelector(&dev.Spec.Gateway.PodSelector); err == nil {
 		var pods metav1.PartialObjectMetadataList
@@ -270,6 +310,7 @@ func (r *MedicalDeviceReconciler) observe(ctx context.Context, dev *v1alpha1.Med
 				continue
 			}
 			gatewayLabels = append(gatewayLabels, pod.Labels)
+			obs.gateways = append(obs.gateways, gatewayPod{name: pod.Name, labels: pod.Labels})
 		}
 	}
 	foreign, err := r.foreignPolicies(ctx, dev, obs, gatewayLabels)

@@ -60,6 +60,9 @@ type surroundings struct {
 	// those that widen access, "" if none does.
 	Foreign []drift.Finding
 	Widened string
+	// Gateway is the most loaded of the device's gateway pods, the device counted as planned;
+	// nil when it has none or no capacity is configured.
+	Gateway *gatewayLoad
 }
 
 // writeResult is what the write of the device's policy did.
@@ -93,6 +96,7 @@ func decideDeviceStatus(old *v1alpha1.MedicalDeviceStatus, f deviceFacts) *v1alp
 	s.Segmentation = segmentationOf(old, f)
 	s.Drift = driftOf(old, f)
 	setTraffic(s, f)
+	setGatewayCapacity(s, gen, f.Around.Gateway)
 	mode, reason := v1alpha1.Mode(""), o.message
 	if s.Segmentation != nil {
 		mode, reason = s.Segmentation.Mode, s.Segmentation.ModeReason
@@ -191,6 +195,8 @@ func segmented(old *v1alpha1.MedicalDeviceStatus, f deviceFacts) outcome {
 			around.Unlabelled, around.GatewayPods, v1alpha1.LabelGateway))
 	case f.Decision.Intent == plan.Wait:
 		return outcome{progressing: true, reason: v1alpha1.ReasonWaitingForSharedGateway, message: summary + " once applied; " + f.Decision.Why}
+	case p.GatewayFull != "" && f.Decision.Intent != plan.Apply:
+		return stalled(v1alpha1.ReasonOverCapacity, fmt.Sprintf("would enforce %s, but %s; split the devices over more gateway deployments", summary, f.Decision.Why))
 	case len(res.AddressesOutsideDeviceNetworks) > 0:
 		return stalled(v1alpha1.ReasonAddressOutsideDeviceNetworks, fmt.Sprintf(
 			"addresses %s lie outside the deviceNetworks of SegmentPolicy %s: ordinary pods are not fenced from them",
@@ -324,7 +330,7 @@ func deviceEvents(old, cur *v1alpha1.MedicalDeviceStatus, now time.Time) []statu
 	}
 	if oldSeg != nil && oldSeg.ActiveException != nil && (curSeg == nil || curSeg.ActiveException == nil || curSeg.ActiveException.Name != oldSeg.ActiveException.Name) &&
 		!now.Before(oldSeg.ActiveException.ExpiresAt.Time) {
-		ev(corev1.EventTypeNormal, v1alpha1.EventExceptionExpired, "exception %s (approved by %s) expired at %s",
+		ev(corev1.EventTypeNormal, v1alpha1.EventExceptionExpired, "SegmentException %s (approved by %s) expired at %s",
 			oldSeg.ActiveException.Name, oldSeg.ActiveException.ApprovedBy, oldSeg.ActiveException.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	out = append(out, accessEvents(now, oldSeg, curSeg)...)
@@ -380,7 +386,7 @@ func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []
 	for _, g := range curSeg.ActiveGrantsOrEmpty() {
 		if !before[g.Name+"/"+g.Flow] {
 			out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventAccessGranted, fmt.Sprintf(
-				"access grant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, g.Ticket, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))})
+				"AccessGrant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, g.Ticket, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))})
 		}
 	}
 	for _, g := range oldSeg.ActiveGrantsOrEmpty() {
@@ -391,7 +397,7 @@ func accessEvents(now time.Time, oldSeg, curSeg *v1alpha1.SegmentationStatus) []
 		if !now.Before(g.NotAfter.Time) {
 			why = "the window ended at " + g.NotAfter.UTC().Format(time.RFC3339)
 		}
-		out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventAccessEnded, fmt.Sprintf("access grant %s no longer opens flow %s: %s", g.Name, g.Flow, why)})
+		out = append(out, statusEvent{corev1.EventTypeNormal, v1alpha1.EventAccessEnded, fmt.Sprintf("AccessGrant %s no longer opens flow %s: %s", g.Name, g.Flow, why)})
 	}
 	return out
 }

@@ -49,7 +49,7 @@ func loadSample(t *testing.T) *sample {
 // to change.
 func (s *sample) facts(t *testing.T) deviceFacts {
 	t.Helper()
-	p, err := plan.Device(plan.Input{Device: s.pump, Policies: s.in.Policies, Namespaces: s.in.Namespaces, Now: statusNow})
+	p, err := plan.Device(plan.Input{Device: s.pump, Policies: s.in.Policies, Namespaces: s.in.Namespaces, Approvals: s.in.Approvals, Now: statusNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,19 +287,16 @@ func TestDeviceEventsFromTransitions(t *testing.T) {
 
 	// A vendor grant opens the vendor flow, then its window ends.
 	notBefore := statusNow.Add(-time.Hour)
-	for i := range s.in.Policies {
-		if s.in.Policies[i].Name == "critical-care" {
-			s.in.Policies[i].Spec.AccessGrants = []v1alpha1.AccessGrant{{Name: "acme", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: s.pump.Name},
-				Flow: "vendor-maintenance", NotBefore: metav1.NewTime(notBefore), NotAfter: metav1.NewTime(notBefore.Add(2 * time.Hour)), ApprovedBy: "sec", Ticket: "VND-1"}}
-		}
-	}
+	s.in.Approvals.Grants = []v1alpha1.AccessGrant{{ObjectMeta: metav1.ObjectMeta{Name: "acme"}, Spec: v1alpha1.AccessGrantSpec{Flow: "vendor-maintenance",
+		Approval: v1alpha1.Approval{Device: v1alpha1.ObjectRef{Namespace: "icu", Name: s.pump.Name},
+			NotBefore: metav1.NewTime(notBefore), NotAfter: metav1.NewTime(notBefore.Add(2 * time.Hour)), ApprovedBy: "sec", Ticket: "VND-1", Justification: "j"}}}}
 	open := decideDeviceStatus(back, s.facts(t))
 	if got := eventReasons(deviceEvents(back, open, statusNow)); got != v1alpha1.EventAccessGranted {
 		t.Errorf("grant opened: events %q", got)
 	}
 	ended := s.facts(t)
 	ended.Now = notBefore.Add(2 * time.Hour)
-	p, err := plan.Device(plan.Input{Device: s.pump, Policies: s.in.Policies, Namespaces: s.in.Namespaces, Now: ended.Now})
+	p, err := plan.Device(plan.Input{Device: s.pump, Policies: s.in.Policies, Namespaces: s.in.Namespaces, Approvals: s.in.Approvals, Now: ended.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,13 +315,12 @@ func TestDeviceEventsFromTransitions(t *testing.T) {
 		}
 	}
 	var expires time.Time
-	for _, p := range s.in.Policies {
-		for _, e := range p.Spec.Exceptions {
-			expires = e.ExpiresAt.Time
-		}
+	for _, e := range s.in.Approvals.Exceptions {
+		expires = e.Spec.NotAfter.Time
 	}
 	statusAt := func(now time.Time, old *v1alpha1.MedicalDeviceStatus) *v1alpha1.MedicalDeviceStatus {
-		p, err := plan.Device(plan.Input{Device: camera, Policies: s.in.Policies, Namespaces: s.in.Namespaces, Now: now})
+		p, err := plan.Device(plan.Input{Device: camera, Policies: s.in.Policies, Namespaces: s.in.Namespaces,
+			Approvals: s.in.Approvals.ByDevice()[v1alpha1.ObjectRef{Namespace: camera.Namespace, Name: camera.Name}], Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -90,11 +90,6 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	}
 	facts.Capacity = r.PolicyMapCapacity
 	facts.Gateways = gatewayLoads(governed.Items, neighbours, pods, r.PolicyMapCapacity)
-	approvals, err := r.approvalDevices(ctx, pol)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	facts.Ineffective = ineffectiveApprovals(pol, approvals)
 
 	old := pol.Status.DeepCopy()
 	st := decidePolicyStatus(old, facts)
@@ -145,25 +140,6 @@ func (r *SegmentPolicyReconciler) writeGuard(ctx context.Context, pol *v1alpha1.
 		}
 	}
 	return w
-}
-
-// approvalDevices reads, from the cache, the devices the policy's exceptions and grants name.
-func (r *SegmentPolicyReconciler) approvalDevices(ctx context.Context, pol *v1alpha1.SegmentPolicy) (map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice, error) {
-	out := map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice{}
-	for _, ref := range approvalRefs(pol) {
-		if _, seen := out[ref]; seen {
-			continue
-		}
-		d := &v1alpha1.MedicalDevice{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, d); err != nil {
-			if !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("reading MedicalDevice %s named by an approval of SegmentPolicy %s: %w", ref, pol.Name, err)
-			}
-			d = nil
-		}
-		out[ref] = d
-	}
-	return out, nil
 }
 
 // guard decides the policy's guard and writes it. When nothing the guard depends on changed

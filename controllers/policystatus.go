@@ -113,69 +113,16 @@ func countDevices(devs []v1alpha1.MedicalDevice) deviceCounts {
 	return c
 }
 
-// maxIneffective bounds status.ineffectiveApprovals (the schema's MaxItems).
-const maxIneffective = 64
-
-// ineffectiveApprovals finds the policy's exceptions and access grants that cannot take effect:
-// their device does not exist or another policy governs it, or a grant names a flow the device
-// does not declare or a standing flow. devices maps the approvals' device references to the
-// devices found (absent: not found).
-func ineffectiveApprovals(pol *v1alpha1.SegmentPolicy, devices map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice) []string {
-	var out []string
-	governed := func(what string, ref v1alpha1.ObjectRef) *v1alpha1.MedicalDevice {
-		d := devices[ref]
-		switch {
-		case d == nil:
-			out = append(out, fmt.Sprintf("%s: device %s does not exist", what, ref))
-			return nil
-		case d.Status.Segmentation == nil || d.Status.Segmentation.Policy != pol.Name:
-			governor := "no policy"
-			if d.Status.Segmentation != nil && d.Status.Segmentation.Policy != "" {
-				governor = "SegmentPolicy " + d.Status.Segmentation.Policy
-			}
-			out = append(out, fmt.Sprintf("%s: device %s is governed by %s, not this one", what, ref, governor))
-			return nil
-		}
-		return d
+// setLegacyApprovals flags a policy that still holds the deprecated spec.exceptions or
+// spec.accessGrants: medseg no longer reads them, and that must not pass unnoticed.
+func setLegacyApprovals(st *v1alpha1.SegmentPolicyStatus, gen int64, pol *v1alpha1.SegmentPolicy) {
+	n, m := len(pol.Spec.Exceptions), len(pol.Spec.AccessGrants)
+	if n+m == 0 {
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionLegacyApprovals)
+		return
 	}
-	for _, e := range pol.Spec.Exceptions {
-		governed("exception "+e.Name, e.Device)
-	}
-	for _, g := range pol.Spec.AccessGrants {
-		what := "access grant " + g.Name
-		d := governed(what, g.Device)
-		if d == nil {
-			continue // reported: missing, or governed by another policy
-		}
-		var flow *v1alpha1.Flow
-		for i := range d.Spec.Flows {
-			if d.Spec.Flows[i].Name == g.Flow {
-				flow = &d.Spec.Flows[i]
-			}
-		}
-		switch {
-		case flow == nil:
-			out = append(out, fmt.Sprintf("%s: device %s declares no flow %s", what, g.Device, g.Flow))
-		case !render.NeedsGrant(pol, *flow):
-			out = append(out, fmt.Sprintf("%s: flow %s of %s is standing (no access: Granted, no external peer): the grant changes nothing", what, g.Flow, g.Device))
-		}
-	}
-	if len(out) > maxIneffective {
-		out = append(out[:maxIneffective-1], fmt.Sprintf("… and %d more", len(out)-maxIneffective+1))
-	}
-	return out
-}
-
-// approvalRefs are the devices the policy's exceptions and grants name.
-func approvalRefs(pol *v1alpha1.SegmentPolicy) []v1alpha1.ObjectRef {
-	var out []v1alpha1.ObjectRef
-	for _, e := range pol.Spec.Exceptions {
-		out = append(out, e.Device)
-	}
-	for _, g := range pol.Spec.AccessGrants {
-		out = append(out, g.Device)
-	}
-	return out
+	setCondition(&st.Conditions, gen, v1alpha1.ConditionLegacyApprovals, true, v1alpha1.ReasonNotMigrated,
+		fmt.Sprintf("spec.exceptions (%d) and spec.accessGrants (%d) are no longer read: they do not apply. Create them as SegmentExceptions and AccessGrants (kubectl medseg migrate prints them), then remove them from the policy", n, m))
 }
 
 // maxOffenders bounds the offenders listed in status.
@@ -190,9 +137,8 @@ type policyFacts struct {
 	Counts     deviceCounts
 	// Offenders are the workloads other than gateways that reach the device networks, of
 	// Evaluated pods (drift.Flatness).
-	Offenders   []drift.Offender
-	Evaluated   int
-	Ineffective []string
+	Offenders []drift.Offender
+	Evaluated int
 	// Gateways are the loads of the gateway pods of the policy's devices (gatewayLoads), most
 	// loaded first; Capacity the policy map size they are held against.
 	Gateways []v1alpha1.GatewayLoad
@@ -206,11 +152,11 @@ func decidePolicyStatus(old *v1alpha1.SegmentPolicyStatus, f policyFacts) *v1alp
 	st.ObservedGeneration = gen
 	st.Enforcement = pol.Spec.Enforcement
 	st.Devices, st.Modes, st.Priorities = f.Counts.Devices, f.Counts.Modes, f.Counts.Priorities
-	st.IneffectiveApprovals = f.Ineffective
 	st.Traffic = f.Counts.Traffic
 	setReadiness(&st.Conditions, gen, setGuard(st, f))
 	setIsolated(st, gen, pol, f)
 	setCapacity(st, gen, f)
+	setLegacyApprovals(st, gen, pol)
 	return st
 }
 

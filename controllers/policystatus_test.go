@@ -47,7 +47,7 @@ func TestDecideGuard(t *testing.T) {
 	}
 }
 
-func TestCountDevicesAndIneffectiveApprovals(t *testing.T) {
+func TestCountDevices(t *testing.T) {
 	s := loadSample(t)
 	pol := policyOf(t, s, "critical-care")
 	var governed []v1alpha1.MedicalDevice
@@ -73,26 +73,24 @@ func TestCountDevicesAndIneffectiveApprovals(t *testing.T) {
 		t.Errorf("counts %+v", c)
 	}
 
-	// Approvals that cannot take effect, one of each kind.
-	pol.Spec.Exceptions = append(pol.Spec.Exceptions, v1alpha1.Exception{Name: "ghost", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "no-such-device"}},
-		v1alpha1.Exception{Name: "elsewhere", Device: v1alpha1.ObjectRef{Namespace: "radiology", Name: "ct-scanner-1"}})
-	pol.Spec.AccessGrants = []v1alpha1.AccessGrant{
-		{Name: "typo", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: "vendor-upkeep"},
-		{Name: "standing", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: "therapy-orders"},
-		{Name: "ok", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: "vendor-maintenance"},
+}
+
+// TestLegacyApprovalsAreFlagged: a policy that still holds the old spec.exceptions or
+// spec.accessGrants, which medseg no longer reads, says so in a condition; without them the
+// condition goes.
+func TestLegacyApprovalsAreFlagged(t *testing.T) {
+	s := loadSample(t)
+	pol := policyOf(t, s, "critical-care")
+	pol.Spec.Exceptions = []v1alpha1.LegacyException{{Name: "old", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}}}
+	st := decidePolicyStatus(&v1alpha1.SegmentPolicyStatus{}, policyFacts{Policy: pol, Guard: decideGuard(pol, nil), GuardWrite: writeResult{Outcome: created}})
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionLegacyApprovals)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonNotMigrated || !strings.Contains(c.Message, "kubectl medseg migrate") {
+		t.Fatalf("LegacyApprovals = %+v", c)
 	}
-	delete(devices, v1alpha1.ObjectRef{Namespace: "icu", Name: "no-such-device"})
-	got := strings.Join(ineffectiveApprovals(pol, devices), "\n")
-	for _, want := range []string{"exception ghost: device icu/no-such-device does not exist",
-		"exception elsewhere: device radiology/ct-scanner-1 is governed by SegmentPolicy diagnostics",
-		"access grant typo: device icu/infusion-pump-bed-12 declares no flow vendor-upkeep",
-		"access grant standing: flow therapy-orders of icu/infusion-pump-bed-12 is standing"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("ineffective approvals lack %q:\n%s", want, got)
-		}
-	}
-	if strings.Contains(got, "grant ok") || strings.Contains(got, "nicu-camera-feed") {
-		t.Errorf("effective approvals reported:\n%s", got)
+	pol.Spec.Exceptions = nil
+	st = decidePolicyStatus(st, policyFacts{Policy: pol, Guard: decideGuard(pol, nil), GuardWrite: writeResult{Outcome: created}})
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionLegacyApprovals); c != nil {
+		t.Errorf("LegacyApprovals should go once the lists are empty: %+v", c)
 	}
 }
 

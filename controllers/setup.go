@@ -44,7 +44,31 @@ const (
 	// nearly every CNP is medseg's own; reading only the foreign ones keeps a device reconcile
 	// from touching every policy in the cluster.
 	indexForeign = "medseg.foreign"
+	// indexApprovalDevice on SegmentExceptions and AccessGrants: the device they name
+	// (namespace/name).
+	indexApprovalDevice = "spec.device"
+	// indexApprovalPolicy on SegmentExceptions and AccessGrants: status.policy.
+	indexApprovalPolicy = "status.policy"
 )
+
+// approvalObject is a SegmentException or an AccessGrant.
+type approvalObject interface {
+	client.Object
+	GetApproval() *v1alpha1.Approval
+	GetApprovalStatus() *v1alpha1.ApprovalStatus
+}
+
+func approvalDeviceIndex(o client.Object) []string {
+	ref := o.(approvalObject).GetApproval().Device
+	return []string{v1alpha1.Qualified(ref.Namespace, ref.Name)}
+}
+
+func approvalPolicyIndex(o client.Object) []string {
+	if p := o.(approvalObject).GetApprovalStatus().Policy; p != "" {
+		return []string{p}
+	}
+	return nil
+}
 
 func foreignIndex(o client.Object) []string {
 	if render.Owned(o) {
@@ -85,6 +109,14 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	if err := idx.IndexField(ctx, &ciliumv2.CiliumNetworkPolicy{}, indexForeign, foreignIndex); err != nil {
 		return err
 	}
+	for _, o := range []client.Object{&v1alpha1.SegmentException{}, &v1alpha1.AccessGrant{}} {
+		if err := idx.IndexField(ctx, o, indexApprovalDevice, approvalDeviceIndex); err != nil {
+			return err
+		}
+		if err := idx.IndexField(ctx, o, indexApprovalPolicy, approvalPolicyIndex); err != nil {
+			return err
+		}
+	}
 	return idx.IndexField(ctx, &ciliumv2.CiliumClusterwideNetworkPolicy{}, indexForeign, foreignIndex)
 }
 
@@ -106,6 +138,12 @@ func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Owns(&ciliumv2.CiliumNetworkPolicy{}, builder.WithPredicates(r.own.dropEchoes())).
 		Watches(&v1alpha1.SegmentPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// An approval wakes only the device it names; its status (written by the approval
+		// reconciler) does not.
+		Watches(&v1alpha1.SegmentException{}, handler.EnqueueRequestsFromMapFunc(deviceOfApproval),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.AccessGrant{}, handler.EnqueueRequestsFromMapFunc(deviceOfApproval),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.devicesInNamespace),
@@ -118,6 +156,12 @@ func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesConcernedBy)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.DeviceWorkers)}).
 		Complete(r)
+}
+
+// deviceOfApproval maps a SegmentException or AccessGrant to the device it names.
+func deviceOfApproval(_ context.Context, o client.Object) []reconcile.Request {
+	ref := o.(approvalObject).GetApproval().Device
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}}}
 }
 
 // devicesOfPolicy maps a SegmentPolicy to the devices it selects now and those it governed.

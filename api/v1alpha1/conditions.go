@@ -12,9 +12,13 @@ const (
 	// ConditionIsolated (SegmentPolicy): no workload other than gateways can reach its device
 	// networks.
 	ConditionIsolated = "Isolated"
-	// ConditionGatewayCapacity (SegmentPolicy): the gateways of its devices have room in Cilium's
-	// per-endpoint policy map (bpf-policy-map-max), by medseg's estimate.
+	// ConditionGatewayCapacity (SegmentPolicy, and MedicalDevice with gateway pods): the gateways
+	// of its devices (its own) have room in Cilium's per-endpoint policy map
+	// (bpf-policy-map-max), by medseg's estimate.
 	ConditionGatewayCapacity = "GatewayCapacity"
+	// ConditionLegacyApprovals (SegmentPolicy): it still holds the deprecated spec.exceptions or
+	// spec.accessGrants, which medseg no longer reads.
+	ConditionLegacyApprovals = "LegacyApprovals"
 	// ConditionCommissioned (MedicalDevice): spec.commissioning approves the current flows.
 	ConditionCommissioned = "Commissioned"
 	// ConditionTrafficDeclared (MedicalDevice, in Audit or onboarding, when the operator follows
@@ -72,6 +76,8 @@ const (
 	ReasonNearCapacity = "NearCapacity"
 	// ReasonOverCapacity: a gateway's estimated entries exceed its policy map.
 	ReasonOverCapacity = "OverCapacity"
+	// ReasonNotMigrated: legacy approvals are still in the SegmentPolicy.
+	ReasonNotMigrated = "NotMigrated"
 	// ReasonCommissioned: spec.commissioning.flowsHash matches the current flows.
 	ReasonCommissioned = "Commissioned"
 	// ReasonNotCommissioned: the device has no spec.commissioning.

@@ -26,7 +26,8 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &MedicalDevice{}, &MedicalDeviceList{}, &SegmentPolicy{}, &SegmentPolicyList{})
+	s.AddKnownTypes(GroupVersion, &MedicalDevice{}, &MedicalDeviceList{}, &SegmentPolicy{}, &SegmentPolicyList{},
+		&SegmentException{}, &SegmentExceptionList{}, &AccessGrant{}, &AccessGrantList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -553,7 +553,7 @@ type BlockedFlow struct {
 
 // ActiveException is the exception that currently caps the device's mode.
 type ActiveException struct {
-	// name of the exception in the SegmentPolicy.
+	// name of the SegmentException.
 	// +required
 	Name string `json:"name"`
 	// maxMode is the most closed mode the exception allows.
@@ -569,7 +569,7 @@ type ActiveException struct {
 
 // ActiveGrant is an access grant that is open now for one of the device's flows.
 type ActiveGrant struct {
-	// name of the grant in the SegmentPolicy.
+	// name of the AccessGrant.
 	// +required
 	Name string `json:"name"`
 	// flow the grant opens.

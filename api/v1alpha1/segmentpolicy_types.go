@@ -77,7 +77,7 @@ type AllowedPeers struct {
 	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > 0",message="externalCIDRs must not contain 0.0.0.0/0 or ::/0"
 	ExternalCIDRs []string `json:"externalCIDRs,omitempty"`
 	// externalRequiresGrant: every flow with an external peer opens only inside an active
-	// access grant (spec.accessGrants), as if it had access: Granted. Default true.
+	// AccessGrant, as if it had access: Granted. Default true.
 	// +optional
 	// +kubebuilder:default=true
 	ExternalRequiresGrant *bool `json:"externalRequiresGrant,omitempty"`
@@ -100,15 +100,17 @@ type Onboarding struct {
 
 // VendorAccess bounds access grants.
 type VendorAccess struct {
-	// maxWindow bounds every access grant (notAfter - notBefore).
+	// maxWindow bounds every AccessGrant of the policy's devices (notAfter - notBefore); a
+	// longer one is Ineffective.
 	// +optional
 	// +kubebuilder:default="8h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('720h')",message="vendorAccess.maxWindow must be positive and at most 720h"
 	MaxWindow *metav1.Duration `json:"maxWindow,omitempty"`
 }
 
-// AccessGrant opens one Granted flow of one device for an approved window.
-type AccessGrant struct {
+// LegacyAccessGrant is the access grant as SegmentPolicy spec.accessGrants held it before
+// AccessGrant became its own kind. Deprecated: medseg no longer reads it.
+type LegacyAccessGrant struct {
 	// name identifies the grant within the policy.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -156,8 +158,9 @@ type ExploitationSettings struct {
 // DefaultEPSSActiveThreshold is used when the policy does not set one.
 const DefaultEPSSActiveThreshold = "0.9"
 
-// Exception is a clinician-approved cap on how closed a device may become.
-type Exception struct {
+// LegacyException is the exception as SegmentPolicy spec.exceptions held it before
+// SegmentException became its own kind. Deprecated: medseg no longer reads it.
+type LegacyException struct {
 	// name identifies the exception within the policy.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -243,18 +246,20 @@ type SegmentPolicySpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Exploitation *ExploitationSettings `json:"exploitation,omitempty"`
-	// maxExceptionDuration bounds every exception's lifetime (expiresAt - approvedAt).
+	// maxExceptionDuration bounds every SegmentException of the policy's devices
+	// (notAfter - notBefore); a longer one is Ineffective.
 	// +optional
 	// +kubebuilder:default="720h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('8760h')",message="maxExceptionDuration must be positive and at most 8760h (one year)"
 	MaxExceptionDuration *metav1.Duration `json:"maxExceptionDuration,omitempty"`
-	// exceptions are clinician-approved caps on the mode of single devices. They live here, in
-	// the security team's cluster-scoped object, so a device owner cannot approve their own.
+	// exceptions is deprecated and no longer read: exceptions are SegmentException objects.
+	// A policy that still holds some carries the LegacyApprovals condition;
+	// `kubectl medseg migrate` prints the SegmentExceptions to create from them.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=256
-	Exceptions []Exception `json:"exceptions,omitempty"`
+	Exceptions []LegacyException `json:"exceptions,omitempty"`
 	// onboarding says how devices run before they are commissioned.
 	// +optional
 	// +kubebuilder:default={}
@@ -263,14 +268,14 @@ type SegmentPolicySpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	VendorAccess *VendorAccess `json:"vendorAccess,omitempty"`
-	// accessGrants open Granted flows (vendor remote access) of single devices for approved
-	// windows. They live here, in the security team's object, so a device owner cannot grant
-	// their own vendor access.
+	// accessGrants is deprecated and no longer read: access grants are AccessGrant objects.
+	// A policy that still holds some carries the LegacyApprovals condition;
+	// `kubectl medseg migrate` prints the AccessGrants to create from them.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=256
-	AccessGrants []AccessGrant `json:"accessGrants,omitempty"`
+	AccessGrants []LegacyAccessGrant `json:"accessGrants,omitempty"`
 }
 
 // DefaultMaxExceptionDuration is used when the policy does not set maxExceptionDuration.
@@ -398,13 +403,6 @@ type SegmentPolicyStatus struct {
 	// flatness is the reachability audit of the device networks.
 	// +optional
 	Flatness *FlatnessStatus `json:"flatness,omitempty"`
-	// ineffectiveApprovals lists exceptions and access grants that cannot take effect, and why:
-	// the device does not exist or another policy governs it, or the grant names a flow the
-	// device does not declare. A typo in an approval must not fail silently.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=64
-	IneffectiveApprovals []string `json:"ineffectiveApprovals,omitempty"`
 	// traffic aggregates the governed devices' observed traffic, when the operator follows
 	// Hubble Relay.
 	// +optional

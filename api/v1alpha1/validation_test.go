@@ -79,7 +79,6 @@ func validDevice(name string) *v1alpha1.MedicalDevice {
 }
 
 func validPolicy(name string) *v1alpha1.SegmentPolicy {
-	approved := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	return &v1alpha1.SegmentPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.SegmentPolicySpec{
@@ -87,18 +86,26 @@ func validPolicy(name string) *v1alpha1.SegmentPolicy {
 			DeviceNetworks:       []string{"10.20.0.0/16", "fd00:20::/48"},
 			AllowedPeers:         &v1alpha1.AllowedPeers{ExternalCIDRs: []string{"203.0.113.0/24"}},
 			MaxExceptionDuration: &metav1.Duration{Duration: 720 * time.Hour},
-			Exceptions: []v1alpha1.Exception{{
-				Name: "keep-feed", Device: v1alpha1.ObjectRef{Namespace: "validation", Name: "pump"}, MaxMode: v1alpha1.ModeRestricted,
-				ApprovedBy: "Dr. Who", Justification: "clinical need",
-				ApprovedAt: metav1.NewTime(approved), ExpiresAt: metav1.NewTime(approved.Add(240 * time.Hour)),
-			}},
-			AccessGrants: []v1alpha1.AccessGrant{{
-				Name: "vendor-window", Device: v1alpha1.ObjectRef{Namespace: "validation", Name: "pump"}, Flow: "vendor",
-				NotBefore: metav1.NewTime(approved), NotAfter: metav1.NewTime(approved.Add(8 * time.Hour)),
-				ApprovedBy: "M. Chen", Ticket: "VND-1",
-			}},
 		},
 	}
+}
+
+var approvedAt = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func validApproval(d time.Duration) v1alpha1.Approval {
+	return v1alpha1.Approval{Device: v1alpha1.ObjectRef{Namespace: "validation", Name: "pump"},
+		NotBefore: metav1.NewTime(approvedAt), NotAfter: metav1.NewTime(approvedAt.Add(d)),
+		ApprovedBy: "dr.who@hospital.example", Ticket: "CAB-1", Justification: "clinical need"}
+}
+
+func validException(name string) *v1alpha1.SegmentException {
+	return &v1alpha1.SegmentException{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.SegmentExceptionSpec{Approval: validApproval(240 * time.Hour), MaxMode: v1alpha1.ModeRestricted}}
+}
+
+func validGrant(name string) *v1alpha1.AccessGrant {
+	return &v1alpha1.AccessGrant{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.AccessGrantSpec{Approval: validApproval(8 * time.Hour), Flow: "vendor"}}
 }
 
 type invalidCase struct {
@@ -118,6 +125,18 @@ func policyCase(name, field, expect string, mutate func(p *v1alpha1.SegmentPolic
 	p := validPolicy("p")
 	mutate(p)
 	return invalidCase{name: name, obj: p, field: field, expect: expect}
+}
+
+func exceptionCase(name, field, expect string, mutate func(e *v1alpha1.SegmentException)) invalidCase {
+	e := validException("e")
+	mutate(e)
+	return invalidCase{name: name, obj: e, field: field, expect: expect}
+}
+
+func grantCase(name, field, expect string, mutate func(g *v1alpha1.AccessGrant)) invalidCase {
+	g := validGrant("g")
+	mutate(g)
+	return invalidCase{name: name, obj: g, field: field, expect: expect}
 }
 
 func address(a string) func(d *v1alpha1.MedicalDevice) {
@@ -211,37 +230,32 @@ var invalidCases = []invalidCase{
 	policyCase("epss threshold above 1", "spec.exploitation.epssActiveThreshold", "epssActiveThreshold must be a decimal string", func(p *v1alpha1.SegmentPolicy) {
 		p.Spec.Exploitation = &v1alpha1.ExploitationSettings{EPSSActiveThreshold: "2"}
 	}),
-	policyCase("exception without approver", "spec.exceptions[0].approvedBy", "at least 1 chars long", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].ApprovedBy = "" }),
-	policyCase("exception without justification", "spec.exceptions[0].justification", "at least 1 chars long", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].Justification = "" }),
-	policyCase("exception expiring before approval", "spec", "expiresAt must be after approvedAt", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.Exceptions[0].ExpiresAt = metav1.NewTime(p.Spec.Exceptions[0].ApprovedAt.Add(-time.Hour))
+	exceptionCase("exception without approver", "spec.approvedBy", "at least 1 chars long", func(e *v1alpha1.SegmentException) { e.Spec.ApprovedBy = "" }),
+	exceptionCase("exception without justification", "spec.justification", "at least 1 chars long", func(e *v1alpha1.SegmentException) { e.Spec.Justification = "" }),
+	exceptionCase("exception without ticket", "spec.ticket", "at least 1 chars long", func(e *v1alpha1.SegmentException) { e.Spec.Ticket = "" }),
+	exceptionCase("exception ending before it starts", "spec", "notAfter must be after notBefore", func(e *v1alpha1.SegmentException) {
+		e.Spec.NotAfter = metav1.NewTime(e.Spec.NotBefore.Add(-time.Hour))
 	}),
-	policyCase("exception longer than maxExceptionDuration", "spec", "at most maxExceptionDuration after approvedAt", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.Exceptions[0].ExpiresAt = metav1.NewTime(p.Spec.Exceptions[0].ApprovedAt.Add(721 * time.Hour))
+	exceptionCase("exception longer than a year", "spec", "an exception may last at most 8760h", func(e *v1alpha1.SegmentException) {
+		e.Spec.NotAfter = metav1.NewTime(e.Spec.NotBefore.Add(8761 * time.Hour))
 	}),
+	exceptionCase("exception with unknown maxMode", "spec.maxMode", "Unsupported value", func(e *v1alpha1.SegmentException) { e.Spec.MaxMode = "Open" }),
+	exceptionCase("exception for a device without name", "spec.device.name", "", func(e *v1alpha1.SegmentException) { e.Spec.Device.Name = "" }),
 	policyCase("maxExceptionDuration over a year", "spec.maxExceptionDuration", "at most 8760h", func(p *v1alpha1.SegmentPolicy) {
 		p.Spec.MaxExceptionDuration = &metav1.Duration{Duration: 9000 * time.Hour}
-		p.Spec.Exceptions = nil
 	}),
-	policyCase("duplicate exception names", "spec.exceptions[1]", "Duplicate value", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.Exceptions = append(p.Spec.Exceptions, p.Spec.Exceptions[0])
+	grantCase("grant ending before it starts", "spec", "notAfter must be after notBefore", func(g *v1alpha1.AccessGrant) {
+		g.Spec.NotAfter = metav1.NewTime(g.Spec.NotBefore.Add(-time.Minute))
 	}),
-	policyCase("exception with unknown maxMode", "spec.exceptions[0].maxMode", "Unsupported value", func(p *v1alpha1.SegmentPolicy) { p.Spec.Exceptions[0].MaxMode = "Open" }),
-	policyCase("grant ending before it starts", "spec", "notAfter must be after notBefore", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.AccessGrants[0].NotAfter = metav1.NewTime(p.Spec.AccessGrants[0].NotBefore.Add(-time.Minute))
-	}),
-	policyCase("grant longer than the default 8h window", "spec", "at most vendorAccess.maxWindow", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.AccessGrants[0].NotAfter = metav1.NewTime(p.Spec.AccessGrants[0].NotBefore.Add(8*time.Hour + time.Second))
-	}),
-	policyCase("grant longer than a shorter maxWindow", "spec", "at most vendorAccess.maxWindow", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.VendorAccess = &v1alpha1.VendorAccess{MaxWindow: &metav1.Duration{Duration: 2 * time.Hour}}
+	grantCase("grant longer than 30 days", "spec", "an access grant may last at most 720h", func(g *v1alpha1.AccessGrant) {
+		g.Spec.NotAfter = metav1.NewTime(g.Spec.NotBefore.Add(721 * time.Hour))
 	}),
 	policyCase("maxWindow over 30 days", "spec.vendorAccess.maxWindow", "at most 720h", func(p *v1alpha1.SegmentPolicy) {
 		p.Spec.VendorAccess = &v1alpha1.VendorAccess{MaxWindow: &metav1.Duration{Duration: 721 * time.Hour}}
-		p.Spec.AccessGrants = nil
 	}),
-	policyCase("grant without ticket", "spec.accessGrants[0].ticket", "at least 1 chars long", func(p *v1alpha1.SegmentPolicy) { p.Spec.AccessGrants[0].Ticket = "" }),
-	policyCase("grant for a flow that is no DNS label", "spec.accessGrants[0].flow", "should match", func(p *v1alpha1.SegmentPolicy) { p.Spec.AccessGrants[0].Flow = "Vendor Flow" }),
+	grantCase("grant without ticket", "spec.ticket", "at least 1 chars long", func(g *v1alpha1.AccessGrant) { g.Spec.Ticket = "" }),
+	grantCase("grant without justification", "spec.justification", "at least 1 chars long", func(g *v1alpha1.AccessGrant) { g.Spec.Justification = "" }),
+	grantCase("grant for a flow that is no DNS label", "spec.flow", "should match", func(g *v1alpha1.AccessGrant) { g.Spec.Flow = "Vendor Flow" }),
 	policyCase("unknown onboarding mode", "spec.onboarding.mode", "Unsupported value", func(p *v1alpha1.SegmentPolicy) {
 		p.Spec.Onboarding = &v1alpha1.Onboarding{Mode: "Open"}
 	}),
@@ -256,7 +270,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The valid bases must be accepted, or every rejection below proves nothing.
-	for _, base := range []client.Object{validDevice("base"), validPolicy("base")} {
+	for _, base := range []client.Object{validDevice("base"), validPolicy("base"), validException("base"), validGrant("base")} {
 		if err := env.Client.Create(ctx, base, client.DryRunAll); err != nil {
 			t.Fatalf("valid %T rejected: %v", base, err)
 		}
@@ -327,14 +341,12 @@ func TestOfflineValidationMatchesTheAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		u := &unstructured.Unstructured{Object: m}
-		kind := "MedicalDevice"
-		if _, ok := obj.(*v1alpha1.SegmentPolicy); ok {
-			kind = "SegmentPolicy"
-		}
+		kind := map[string]string{"*v1alpha1.SegmentPolicy": "SegmentPolicy", "*v1alpha1.SegmentException": "SegmentException",
+			"*v1alpha1.AccessGrant": "AccessGrant", "*v1alpha1.MedicalDevice": "MedicalDevice"}[fmt.Sprintf("%T", obj)]
 		u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
 		return u
 	}
-	for _, base := range []client.Object{validDevice("base"), validPolicy("base")} {
+	for _, base := range []client.Object{validDevice("base"), validPolicy("base"), validException("base"), validGrant("base")} {
 		if errs := v.Validate(toU(base)); len(errs) > 0 {
 			t.Fatalf("valid %T rejected offline: %v", base, errs)
 		}
@@ -355,5 +367,30 @@ func TestOfflineValidationMatchesTheAPIServer(t *testing.T) {
 	unknown.Object["spec"].(map[string]any)["flow"] = []any{}
 	if msg := validate.Error(v.Validate(unknown)); !strings.Contains(msg, "spec.flow") || !strings.Contains(msg, "unknown field") {
 		t.Errorf("a misspelt field must be rejected offline, got %q", msg)
+	}
+}
+
+// TestApprovalTargetsAreImmutable: an approval names one device (and a grant one flow) for its
+// whole life; pointing it elsewhere is a new approval.
+func TestApprovalTargetsAreImmutable(t *testing.T) {
+	ctx := context.Background()
+	e, g := validException("immutable"), validGrant("immutable")
+	for _, o := range []client.Object{e, g} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Spec.Device.Name = "other"
+	if err := env.Client.Update(ctx, e); err == nil || !strings.Contains(err.Error(), "device is immutable") {
+		t.Errorf("moving an exception to another device: %v", err)
+	}
+	g.Spec.Flow = "other"
+	if err := env.Client.Update(ctx, g); err == nil || !strings.Contains(err.Error(), "flow is immutable") {
+		t.Errorf("moving a grant to another flow: %v", err)
+	}
+	g.Spec.Flow = "vendor"
+	g.Spec.NotAfter = metav1.NewTime(g.Spec.NotAfter.Add(-time.Hour))
+	if err := env.Client.Update(ctx, g); err != nil {
+		t.Errorf("shortening a grant's window must be allowed: %v", err)
 	}
 }

@@ -205,6 +205,11 @@ applied policies, conditions, foreign policies and history. -o yaml|json prints 
 			}
 			if out.is("text") {
 				WriteExplain(o.streams.Out, &d)
+				approvals, err := ListApprovals(ctx, c, ns)
+				if err != nil {
+					return o.apiError(err)
+				}
+				WriteApprovals(o.streams.Out, approvals.ByDevice()[v1alpha1.ObjectRef{Namespace: ns, Name: args[0]}])
 				return nil
 			}
 			d.ManagedFields = nil

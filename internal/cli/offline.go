@@ -15,6 +15,7 @@ import (
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/manifest"
 	"github.com/medseg/medseg/internal/plan"
+	"github.com/medseg/medseg/internal/render"
 	"github.com/medseg/medseg/internal/validate"
 )
 
@@ -22,6 +23,7 @@ import (
 type Inputs struct {
 	Devices    []v1alpha1.MedicalDevice
 	Policies   []v1alpha1.SegmentPolicy
+	Approvals  v1alpha1.Approvals
 	Namespaces map[string]map[string]string
 	// Warnings are notes for stderr (e.g. a device namespace not in the input).
 	Warnings []string
@@ -68,9 +70,16 @@ func decode(objs []manifest.Object) (*Inputs, error) {
 				problems = append(problems, fmt.Sprintf("%s: %s", id, validate.Error(errs)))
 				continue
 			}
-			var target any = &v1alpha1.SegmentPolicy{}
-			if gvk.Kind == "MedicalDevice" {
+			var target any
+			switch gvk.Kind {
+			case "MedicalDevice":
 				target = &v1alpha1.MedicalDevice{}
+			case "SegmentException":
+				target = &v1alpha1.SegmentException{}
+			case "AccessGrant":
+				target = &v1alpha1.AccessGrant{}
+			default:
+				target = &v1alpha1.SegmentPolicy{}
 			}
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, target, true); err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", id, err))
@@ -81,9 +90,13 @@ func decode(objs []manifest.Object) (*Inputs, error) {
 				in.Devices = append(in.Devices, *t)
 			case *v1alpha1.SegmentPolicy:
 				in.Policies = append(in.Policies, *t)
+			case *v1alpha1.SegmentException:
+				in.Approvals.Exceptions = append(in.Approvals.Exceptions, *t)
+			case *v1alpha1.AccessGrant:
+				in.Approvals.Grants = append(in.Approvals.Grants, *t)
 			}
 		default:
-			problems = append(problems, fmt.Sprintf("%s: unknown kind %s (kubectl-medseg reads MedicalDevice and SegmentPolicy of medseg.io/v1alpha1, and v1 Namespace)", id, gvk.GroupKind()))
+			problems = append(problems, fmt.Sprintf("%s: unknown kind %s (kubectl-medseg reads MedicalDevice, SegmentPolicy, SegmentException and AccessGrant of medseg.io/v1alpha1, and v1 Namespace)", id, gvk.GroupKind()))
 		}
 	}
 	if len(problems) > 0 {
@@ -112,15 +125,52 @@ func (in *Inputs) Plans(now time.Time) ([]*plan.Plan, error) {
 		byNamespace[d.Namespace] = append(byNamespace[d.Namespace], d)
 	}
 	nsl := in.namespaceLabels()
+	approvals := in.Approvals.ByDevice()
 	for i := range in.Devices {
 		d := &in.Devices[i]
-		p, err := plan.Device(plan.Input{Device: d, Policies: in.Policies, Namespaces: nsl, Neighbours: byNamespace[d.Namespace], Now: now})
+		p, err := plan.Device(plan.Input{Device: d, Policies: in.Policies, Namespaces: nsl, Neighbours: byNamespace[d.Namespace],
+			Approvals: approvals[v1alpha1.ObjectRef{Namespace: d.Namespace, Name: d.Name}], Now: now})
 		if err != nil {
 			return nil, fmt.Errorf("MedicalDevice %s/%s: %w", d.Namespace, d.Name, err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// DecideApprovals returns the approvals with the status medseg would write, given the devices
+// with the status it would write (or wrote) and the policies.
+func DecideApprovals(a v1alpha1.Approvals, devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now time.Time) v1alpha1.Approvals {
+	byRef := map[v1alpha1.ObjectRef]*v1alpha1.MedicalDevice{}
+	for i := range devs {
+		byRef[v1alpha1.ObjectRef{Namespace: devs[i].Namespace, Name: devs[i].Name}] = &devs[i]
+	}
+	policyOf := func(d *v1alpha1.MedicalDevice) *v1alpha1.SegmentPolicy {
+		if d == nil || d.Status.Segmentation == nil {
+			return nil
+		}
+		for i := range pols {
+			if pols[i].Name == d.Status.Segmentation.Policy {
+				return &pols[i]
+			}
+		}
+		return nil
+	}
+	status := func(s render.ApprovalState) v1alpha1.ApprovalStatus {
+		return v1alpha1.ApprovalStatus{Phase: s.Phase, Reason: s.Reason, Message: s.Message, Policy: s.Policy}
+	}
+	out := v1alpha1.Approvals{}
+	for _, e := range a.Exceptions {
+		d := byRef[e.Spec.Device]
+		e.Status = status(render.ExceptionState(&e, d, policyOf(d), now))
+		out.Exceptions = append(out.Exceptions, e)
+	}
+	for _, g := range a.Grants {
+		d := byRef[g.Spec.Device]
+		g.Status = status(render.GrantState(&g, d, policyOf(d), now))
+		out.Grants = append(out.Grants, g)
+	}
+	return out
 }
 
 // namespaceLabels are the namespaces of the input, plus every device namespace the input lacks
@@ -144,7 +194,7 @@ func (in *Inputs) namespaceLabels() map[string]map[string]string {
 // gateway pods enforced devices share. Devices with a contested address get nothing (conflicts
 // fail closed).
 func RenderObjects(in *Inputs, now time.Time) ([]runtime.Object, error) {
-	d, err := plan.HospitalObjects(plan.Hospital{Devices: plan.Devices(in.Devices), Policies: in.Policies, Namespaces: in.namespaceLabels()}, now)
+	d, err := plan.HospitalObjects(plan.Hospital{Devices: plan.Devices(in.Devices), Policies: in.Policies, Approvals: in.Approvals, Namespaces: in.namespaceLabels()}, now)
 	if err != nil {
 		return nil, err
 	}

@@ -53,17 +53,35 @@ type PolicyAudit struct {
 	Offenders          []string `json:"offenders"`
 }
 
+// ApprovalAudit is one SegmentException's or AccessGrant's row of `audit -o json`.
+type ApprovalAudit struct {
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Device     string `json:"device"`
+	Flow       string `json:"flow,omitempty"`
+	MaxMode    string `json:"maxMode,omitempty"`
+	Phase      string `json:"phase"`
+	Reason     string `json:"reason"`
+	Message    string `json:"message"`
+	ApprovedBy string `json:"approvedBy"`
+	Ticket     string `json:"ticket"`
+	NotAfter   string `json:"notAfter"`
+}
+
 // AuditReport is `audit -o json`.
 type AuditReport struct {
 	Devices  []DeviceAudit `json:"devices"`
 	Policies []PolicyAudit `json:"policies"`
+	// Approvals are the SegmentExceptions and AccessGrants that have not expired, by phase
+	// (Ineffective first), then device.
+	Approvals []ApprovalAudit `json:"approvals"`
 	// Passed is false when any device is not segmented or any policy's networks are flat.
 	Passed bool `json:"passed"`
 }
 
 // BuildAudit summarises the status medseg wrote.
-func BuildAudit(devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy) AuditReport {
-	r := AuditReport{Passed: true, Devices: []DeviceAudit{}, Policies: []PolicyAudit{}}
+func BuildAudit(devs []v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, approvals v1alpha1.Approvals) AuditReport {
+	r := AuditReport{Passed: true, Devices: []DeviceAudit{}, Policies: []PolicyAudit{}, Approvals: auditApprovals(approvals)}
 	sort.Slice(devs, func(i, j int) bool {
 		return v1alpha1.Qualified(devs[i].Namespace, devs[i].Name) < v1alpha1.Qualified(devs[j].Namespace, devs[j].Name)
 	})
@@ -158,6 +176,16 @@ func printAudit(w io.Writer, out *output, r AuditReport) error {
 	if err := out.printRows(w, table([]string{"SEGMENTPOLICY", "ENFORCEMENT", "DEVICES", "ISOLATED", "REACHABLE", "OFFENDERS"}, pols), nil, nil); err != nil {
 		return err
 	}
+	if len(r.Approvals) > 0 {
+		fmt.Fprintln(w)
+		rows := make([][]any, 0, len(r.Approvals))
+		for _, a := range r.Approvals {
+			rows = append(rows, []any{a.Kind, a.Name, a.Device, dash(a.Flow + a.MaxMode), a.Phase, a.Reason, a.NotAfter})
+		}
+		if err := out.printRows(w, table([]string{"APPROVAL", "NAME", "DEVICE", "FLOW/MAXMODE", "PHASE", "REASON", "NOT-AFTER"}, rows), nil, nil); err != nil {
+			return err
+		}
+	}
 	if r.Passed {
 		fmt.Fprintln(w, "\nPASS: every device is segmented and no device network is reachable by ordinary workloads")
 	} else {
@@ -192,6 +220,46 @@ func writeAuditTraffic(w io.Writer, devs []DeviceAudit) {
 	}
 }
 
+// auditApprovals lists the approvals that have not expired: Ineffective first, then Active,
+// then Pending; by device and name within a phase.
+func auditApprovals(a v1alpha1.Approvals) []ApprovalAudit {
+	out := []ApprovalAudit{}
+	add := func(kind, name string, ap *v1alpha1.Approval, st v1alpha1.ApprovalStatus, flow, maxMode string) {
+		if st.Phase == v1alpha1.ApprovalExpired {
+			return
+		}
+		out = append(out, ApprovalAudit{Kind: kind, Name: name, Device: ap.Device.String(), Flow: flow, MaxMode: maxMode,
+			Phase: orNotReconciled(string(st.Phase)), Reason: st.Reason, Message: st.Message, ApprovedBy: ap.ApprovedBy, Ticket: ap.Ticket,
+			NotAfter: ap.NotAfter.UTC().Format(time.RFC3339)})
+	}
+	for i := range a.Exceptions {
+		e := &a.Exceptions[i]
+		add("SegmentException", e.Name, &e.Spec.Approval, e.Status, "", string(e.Spec.MaxMode))
+	}
+	for i := range a.Grants {
+		g := &a.Grants[i]
+		add("AccessGrant", g.Name, &g.Spec.Approval, g.Status, g.Spec.Flow, "")
+	}
+	rank := map[string]int{string(v1alpha1.ApprovalIneffective): 0, "NotReconciled": 1, string(v1alpha1.ApprovalActive): 2, string(v1alpha1.ApprovalPending): 3}
+	sort.SliceStable(out, func(i, j int) bool {
+		if rank[out[i].Phase] != rank[out[j].Phase] {
+			return rank[out[i].Phase] < rank[out[j].Phase]
+		}
+		if out[i].Device != out[j].Device {
+			return out[i].Device < out[j].Device
+		}
+		return out[i].Kind+out[i].Name < out[j].Kind+out[j].Name
+	})
+	return out
+}
+
+func orNotReconciled(phase string) string {
+	if phase == "" {
+		return "NotReconciled"
+	}
+	return phase
+}
+
 // ReadAudit reads devices (of one namespace, or all when ns is "") and every policy from the
 // cluster and builds the audit.
 func ReadAudit(ctx context.Context, c client.Client, ns string) (AuditReport, error) {
@@ -203,7 +271,11 @@ func ReadAudit(ctx context.Context, c client.Client, ns string) (AuditReport, er
 	if err := c.List(ctx, &pols); err != nil {
 		return AuditReport{}, fmt.Errorf("listing SegmentPolicies: %w", err)
 	}
-	return BuildAudit(devs.Items, pols.Items), nil
+	approvals, err := ListApprovals(ctx, c, ns)
+	if err != nil {
+		return AuditReport{}, err
+	}
+	return BuildAudit(devs.Items, pols.Items, approvals), nil
 }
 
 var errAuditFailed = fmt.Errorf("audit failed")
@@ -238,13 +310,13 @@ func WriteExplain(w io.Writer, d *v1alpha1.MedicalDevice) {
 		p("\nSegmentation: mode %s under SegmentPolicy %s (%s)", dash(string(s.Mode)), dash(s.Policy), dash(string(s.Enforcement)))
 		p("  why: %s", s.ModeReason)
 		if e := s.ActiveException; e != nil {
-			p("  exception %s approved by %s caps the mode at %s until %s", e.Name, e.ApprovedBy, e.MaxMode, e.ExpiresAt.UTC().Format(time.RFC3339))
+			p("  SegmentException %s approved by %s caps the mode at %s until %s", e.Name, e.ApprovedBy, e.MaxMode, e.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		if s.Onboarding {
 			p("  onboarding: the device is not commissioned for its current flows (see the Commissioned condition)")
 		}
 		for _, g := range s.ActiveGrants {
-			p("  access grant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, dash(g.Ticket), g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
+			p("  AccessGrant %s (approved by %s, ticket %s) opens flow %s until %s", g.Name, g.ApprovedBy, dash(g.Ticket), g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if len(s.SharedWith) > 0 {
 			p("  gateway pods shared with devices of another enforcement: %s", strings.Join(s.SharedWith, ", "))
@@ -309,5 +381,32 @@ func Explain(ctx context.Context, c client.Client, w io.Writer, key types.Namesp
 		return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
 	}
 	WriteExplain(w, &d)
+	approvals, err := ListApprovals(ctx, c, key.Namespace)
+	if err != nil {
+		return err
+	}
+	WriteApprovals(w, approvals.ByDevice()[v1alpha1.ObjectRef{Namespace: key.Namespace, Name: key.Name}])
 	return nil
+}
+
+// WriteApprovals lists a device's SegmentExceptions and AccessGrants with their phase.
+func WriteApprovals(w io.Writer, a v1alpha1.Approvals) {
+	rows := auditApprovals(a)
+	for i := range a.Exceptions { // expired ones too: explain is the device's whole story
+		if e := &a.Exceptions[i]; e.Status.Phase == v1alpha1.ApprovalExpired {
+			rows = append(rows, ApprovalAudit{Kind: "SegmentException", Name: e.Name, Phase: string(e.Status.Phase), Message: e.Status.Message, ApprovedBy: e.Spec.ApprovedBy, Ticket: e.Spec.Ticket})
+		}
+	}
+	for i := range a.Grants {
+		if g := &a.Grants[i]; g.Status.Phase == v1alpha1.ApprovalExpired {
+			rows = append(rows, ApprovalAudit{Kind: "AccessGrant", Name: g.Name, Phase: string(g.Status.Phase), Message: g.Status.Message, ApprovedBy: g.Spec.ApprovedBy, Ticket: g.Spec.Ticket})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nApprovals (kubectl get segex,grant):\n")
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %s %s: %s (approved by %s, ticket %s): %s\n", r.Kind, r.Name, r.Phase, r.ApprovedBy, r.Ticket, dash(r.Message))
+	}
 }

@@ -34,7 +34,8 @@ func OfflineReport(in *Inputs, now time.Time, source string) (*report.Report, er
 		}
 		devs[i] = *d
 	}
-	return report.Build(report.Input{Devices: devs, Policies: in.Policies, Now: now, Source: source, Offline: true}), nil
+	approvals := DecideApprovals(in.Approvals, devs, in.Policies, now)
+	return report.Build(report.Input{Devices: devs, Policies: in.Policies, Approvals: approvals, Now: now, Source: source, Offline: true}), nil
 }
 
 // LiveReport builds the report from the status medseg recorded in the cluster, for the devices
@@ -48,5 +49,34 @@ func LiveReport(ctx context.Context, c client.Client, now time.Time, source, ns 
 	if err := c.List(ctx, &pols); err != nil {
 		return nil, fmt.Errorf("listing SegmentPolicies: %w", err)
 	}
-	return report.Build(report.Input{Devices: devs.Items, Policies: pols.Items, Now: now, Source: source}), nil
+	approvals, err := ListApprovals(ctx, c, ns)
+	if err != nil {
+		return nil, err
+	}
+	return report.Build(report.Input{Devices: devs.Items, Policies: pols.Items, Approvals: approvals, Now: now, Source: source}), nil
+}
+
+// ListApprovals reads the SegmentExceptions and AccessGrants, those naming devices of one
+// namespace or (ns "") all.
+func ListApprovals(ctx context.Context, c client.Client, ns string) (v1alpha1.Approvals, error) {
+	var a v1alpha1.Approvals
+	var es v1alpha1.SegmentExceptionList
+	if err := c.List(ctx, &es); err != nil {
+		return a, fmt.Errorf("listing SegmentExceptions: %w", err)
+	}
+	var gs v1alpha1.AccessGrantList
+	if err := c.List(ctx, &gs); err != nil {
+		return a, fmt.Errorf("listing AccessGrants: %w", err)
+	}
+	for _, e := range es.Items {
+		if ns == "" || e.Spec.Device.Namespace == ns {
+			a.Exceptions = append(a.Exceptions, e)
+		}
+	}
+	for _, g := range gs.Items {
+		if ns == "" || g.Spec.Device.Namespace == ns {
+			a.Grants = append(a.Grants, g)
+		}
+	}
+	return a, nil
 }

@@ -62,17 +62,15 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 			in.Devices[i].Spec.Commissioning = nil
 		}
 	}
-	for i := range in.Policies {
-		if in.Policies[i].Name != "critical-care" {
-			continue
-		}
-		pump := v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}
-		in.Policies[i].Spec.AccessGrants = []v1alpha1.AccessGrant{
-			{Name: "now", Device: pump, Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now.Add(-time.Hour)), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-1"},
-			{Name: "tomorrow", Device: pump, Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now.Add(24 * time.Hour)), NotAfter: metav1.NewTime(now.Add(26 * time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-2"},
-			{Name: "last-month", Device: pump, Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now.Add(-30 * 24 * time.Hour)), NotAfter: metav1.NewTime(now.Add(-30*24*time.Hour + time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-0"},
-		}
+	pump := v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}
+	g := func(name string, from time.Duration, ticket string) v1alpha1.AccessGrant {
+		return v1alpha1.AccessGrant{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.AccessGrantSpec{Flow: "vendor-maintenance",
+			Approval: v1alpha1.Approval{Device: pump, NotBefore: metav1.NewTime(now.Add(from)), NotAfter: metav1.NewTime(now.Add(from + 2*time.Hour)),
+				ApprovedBy: "m.chen", Ticket: ticket, Justification: "firmware"}}}
 	}
+	in.Approvals.Grants = []v1alpha1.AccessGrant{g("now", -time.Hour, "VND-1"), g("tomorrow", 24*time.Hour, "VND-2"), g("last-month", -30*24*time.Hour, "VND-0"),
+		{ObjectMeta: metav1.ObjectMeta{Name: "typo"}, Spec: v1alpha1.AccessGrantSpec{Flow: "vendor-maintenace", Approval: v1alpha1.Approval{Device: pump,
+			NotBefore: metav1.NewTime(now.Add(-time.Hour)), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "m.chen", Ticket: "VND-3", Justification: "typo"}}}}
 	r, err := OfflineReport(in, now, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +82,10 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 	if len(s.Grants) != 2 || s.Grants[0].Name != "now" || s.Grants[0].State != "Open" || s.Grants[1].State != "Upcoming" {
 		t.Errorf("grants = %+v, want the open one and tomorrow's, not last month's", s.Grants)
 	}
-	if len(s.Exceptions) != 1 || s.Exceptions[0].State != "Expires soon" {
+	if len(s.IneffectiveApprovals) != 1 || s.IneffectiveApprovals[0].Reason != v1alpha1.ReasonApprovalNoFlow || !strings.Contains(s.IneffectiveApprovals[0].Detail, "AccessGrant typo") {
+		t.Errorf("ineffective approvals = %+v, want the grant naming a flow the pump does not declare", s.IneffectiveApprovals)
+	}
+	if len(s.Exceptions) != 1 || s.Exceptions[0].State != "Expires soon" || s.Exceptions[0].Ticket != "CAB-2291" {
 		t.Errorf("exceptions = %+v, want the NICU exception expiring soon", s.Exceptions)
 	}
 	devs := map[string]report.Device{}
@@ -94,19 +95,19 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 	if ct := devs["ct-scanner-1"]; ct.Commissioned || ct.Mode != "Restricted" || !strings.Contains(ct.ModeReason, "onboarding") {
 		t.Errorf("the uncommissioned CT scanner should be in onboarding: %+v", ct)
 	}
-	pump := devs["infusion-pump-bed-12"]
+	pumpDev := devs["infusion-pump-bed-12"]
 	allowed := map[string]bool{}
-	for _, f := range pump.Flows {
+	for _, f := range pumpDev.Flows {
 		allowed[f.Name] = f.Allowed
 	}
-	if !allowed["vendor-maintenance"] || len(pump.Grants) != 2 {
-		t.Errorf("the pump's vendor flow is open inside its grant: flows %v, grants %+v", allowed, pump.Grants)
+	if !allowed["vendor-maintenance"] || len(pumpDev.Grants) != 2 {
+		t.Errorf("the pump's vendor flow is open inside its grant: flows %v, grants %+v", allowed, pumpDev.Grants)
 	}
 	var md bytes.Buffer
 	if err := report.Markdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1 not commissioned (in onboarding)", "| icu/infusion-pump-bed-12 | vendor-maintenance | now | M. Chen | VND-1 |", "Expires soon"} {
+	for _, want := range []string{"1 not commissioned (in onboarding)", "| icu/infusion-pump-bed-12 | vendor-maintenance | now | m.chen | VND-1 |", "Expires soon"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q", want)
 		}

@@ -60,10 +60,11 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Long: `kubectl medseg renders, assesses, audits, explains and reports medseg's segmentation of
 networked medical devices, and records approvals (commissioning).
 
-Offline commands read MedicalDevice and SegmentPolicy files (-f PATH, -R, -k DIR, URLs, -):
-  render, assess, report -f
+Offline commands read MedicalDevice, SegmentPolicy, SegmentException and AccessGrant files
+(-f PATH, -R, -k DIR, URLs, -):
+  render, assess, report -f, migrate -f
 Online commands use the current kubeconfig context and kubectl's flags (--context, -n, --as, ...):
-  audit, explain, commission, report, version
+  audit, explain, commission, report, migrate, version
 discover proposes devices' flows from Hubble's flow records (files or Hubble Relay), for
 devices read from the cluster or from files.`,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl medseg"},
@@ -75,7 +76,7 @@ devices read from the cluster or from files.`,
 	root.SetErr(streams.ErrOut)
 	o.flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(newFeedCommand(o), newRenderCommand(o), newAssessCommand(o), newReportCommand(o), newAuditCommand(o),
-		newExplainCommand(o), newCommissionCommand(o), newDiscoverCommand(o), newVersionCommand(o))
+		newExplainCommand(o), newCommissionCommand(o), newDiscoverCommand(o), newMigrateCommand(o), newVersionCommand(o))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }

@@ -191,23 +191,15 @@ func (s *story) hospital() error {
 	return nil
 }
 
-// FreshenExceptions moves the dates of a sample SegmentPolicy's exceptions to the present
-// (approved an hour ago, expiring in 14 days), keeping the samples' story true on any date: a
-// fixed expiresAt in a sample file would silently expire one day.
+// FreshenExceptions moves the window of a sample SegmentException to the present (approved an
+// hour ago, expiring in 14 days), keeping the samples' story true on any date: a fixed notAfter
+// in a sample file would silently expire one day.
 func FreshenExceptions(u *unstructured.Unstructured, now time.Time) {
-	if u.GetKind() != "SegmentPolicy" {
+	if u.GetKind() != "SegmentException" {
 		return
 	}
-	exceptions, _, _ := unstructured.NestedSlice(u.Object, "spec", "exceptions")
-	for _, e := range exceptions {
-		if m, ok := e.(map[string]any); ok {
-			m["approvedAt"] = now.Add(-time.Hour).UTC().Format(time.RFC3339)
-			m["expiresAt"] = now.Add(14 * 24 * time.Hour).UTC().Format(time.RFC3339)
-		}
-	}
-	if exceptions != nil {
-		_ = unstructured.SetNestedSlice(u.Object, exceptions, "spec", "exceptions")
-	}
+	_ = unstructured.SetNestedField(u.Object, now.Add(-time.Hour).UTC().Format(time.RFC3339), "spec", "notBefore")
+	_ = unstructured.SetNestedField(u.Object, now.Add(14*24*time.Hour).UTC().Format(time.RFC3339), "spec", "notAfter")
 }
 
 // Recommission sets spec.commissioning.flowsHash of a MedicalDevice that has a commissioning
@@ -445,8 +437,9 @@ func (s *story) onboarding() error {
 func (s *story) vendorWindow() error {
 	s.header("A vendor maintenance window opens and closes on its own",
 		"The pump's vendor reaches it over a VPN (an external peer). Such flows open only inside an",
-		"access grant the security team writes into the SegmentPolicy: who approved it, which ticket,",
-		fmt.Sprintf("from when until when (at most vendorAccess.maxWindow, 8h by default). Here: %s.", s.GrantWindow))
+		"AccessGrant: its own object, created by an approver (the medseg:approvers role), naming who",
+		"approved it, which ticket and why, from when until when (at most vendorAccess.maxWindow, 8h",
+		fmt.Sprintf("by default). It wakes only the pump's reconcile. Here: %s.", s.GrantWindow))
 	d, err := s.device(pump)
 	if err != nil {
 		return err
@@ -455,21 +448,16 @@ func (s *story) vendorWindow() error {
 		s.say("before: blocked flow %s: %s", b.Name, b.Message)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	grant := v1alpha1.AccessGrant{Name: "acme-firmware-check", Device: v1alpha1.ObjectRef{Namespace: pump.Namespace, Name: pump.Name},
-		Flow: "vendor-maintenance", NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(s.GrantWindow)),
-		ApprovedBy: "M. Chen (security)", Ticket: "VND-7781"}
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var p v1alpha1.SegmentPolicy
-		if err := s.Client.Get(s.ctx, types.NamespacedName{Name: "critical-care"}, &p); err != nil {
-			return err
-		}
-		p.Spec.AccessGrants = append(p.Spec.AccessGrants, grant)
-		return s.Client.Update(s.ctx, &p)
-	}); err != nil {
+	grant := &v1alpha1.AccessGrant{ObjectMeta: metav1.ObjectMeta{Name: "acme-firmware-check-" + now.Format("150405")},
+		Spec: v1alpha1.AccessGrantSpec{Flow: "vendor-maintenance", Approval: v1alpha1.Approval{
+			Device:    v1alpha1.ObjectRef{Namespace: pump.Namespace, Name: pump.Name},
+			NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(s.GrantWindow)),
+			ApprovedBy: "m.chen@hospital.example", Ticket: "VND-7781", Justification: "Vendor checks the firmware after the infusion-rate alarm"}}}
+	if err := s.Client.Create(s.ctx, grant); err != nil {
 		return err
 	}
-	s.say("$ kubectl edit segpol critical-care   (accessGrants: %s, %s → %s, approved by %s, ticket %s)", grant.Name,
-		grant.NotBefore.Format("15:04:05"), grant.NotAfter.Format("15:04:05"), grant.ApprovedBy, grant.Ticket)
+	s.say("$ kubectl create -f grant.yaml   (AccessGrant %s: flow %s, %s → %s, approved by %s, ticket %s)", grant.Name, grant.Spec.Flow,
+		grant.Spec.NotBefore.Format("15:04:05"), grant.Spec.NotAfter.Format("15:04:05"), grant.Spec.ApprovedBy, grant.Spec.Ticket)
 	fmt.Fprintln(s.Out)
 	vendorOpen := func(want bool) func() (bool, string, error) {
 		return func() (bool, string, error) {
@@ -640,22 +628,18 @@ func (s *story) repair() error {
 func (s *story) exception() error {
 	s.header("An exception expires on its own",
 		"The NICU camera is OutOfCycle, which critical care quarantines; Dr. Okafor's exception keeps",
-		"its Clinical video feed open (maxMode Restricted). We shorten the exception so it ends in",
-		fmt.Sprintf("%s: medseg requeues at expiresAt and quarantines the camera without any other event.", s.ExceptionWindow))
+		"its Clinical video feed open (maxMode Restricted): a SegmentException, its own object. We",
+		fmt.Sprintf("shorten it so it ends in %s: medseg requeues at notAfter, quarantines the camera without", s.ExceptionWindow),
+		"any other event, and marks the exception Expired.")
 	now := time.Now().UTC().Truncate(time.Second)
 	expires := now.Add(s.ExceptionWindow)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var p v1alpha1.SegmentPolicy
-		if err := s.Client.Get(s.ctx, types.NamespacedName{Name: "critical-care"}, &p); err != nil {
+		var e v1alpha1.SegmentException
+		if err := s.Client.Get(s.ctx, types.NamespacedName{Name: "nicu-camera-feed"}, &e); err != nil {
 			return err
 		}
-		for i := range p.Spec.Exceptions {
-			if p.Spec.Exceptions[i].Name == "nicu-camera-feed" {
-				p.Spec.Exceptions[i].ApprovedAt = metav1.NewTime(now.Add(-time.Hour))
-				p.Spec.Exceptions[i].ExpiresAt = metav1.NewTime(expires)
-			}
-		}
-		return s.Client.Update(s.ctx, &p)
+		e.Spec.NotBefore, e.Spec.NotAfter = metav1.NewTime(now.Add(-time.Hour)), metav1.NewTime(expires)
+		return s.Client.Update(s.ctx, &e)
 	})
 	if err != nil {
 		return err
@@ -687,6 +671,17 @@ func (s *story) exception() error {
 		return err
 	}
 	if err := s.waitFor("record the ExceptionExpired event", s.hasEvent(camera, v1alpha1.EventExceptionExpired)); err != nil {
+		return err
+	}
+	err = s.waitFor("mark the SegmentException Expired", func() (bool, string, error) {
+		var e v1alpha1.SegmentException
+		if err := s.Client.Get(s.ctx, types.NamespacedName{Name: "nicu-camera-feed"}, &e); err != nil {
+			return false, "", err
+		}
+		s.note = fmt.Sprintf("$ kubectl get segex nicu-camera-feed → phase %s (%s): %s", e.Status.Phase, e.Status.Reason, e.Status.Message)
+		return e.Status.Phase == v1alpha1.ApprovalExpired, "phase " + string(e.Status.Phase), nil
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(s.Out, "\n   $ kubectl get mdev -A")

@@ -84,7 +84,7 @@ func (s *story) stagedRollout() error {
 	if err != nil {
 		return err
 	}
-	staged, err := segcheck.Rendered(plan.Hospital{Devices: plan.Devices(in.Devices), Policies: in.Policies, Namespaces: in.Namespaces}, stagedPods(), nil, time.Now())
+	staged, err := segcheck.Rendered(plan.Hospital{Devices: plan.Devices(in.Devices), Policies: in.Policies, Approvals: in.Approvals, Namespaces: in.Namespaces}, stagedPods(), nil, time.Now())
 	if err != nil {
 		return err
 	}
@@ -239,6 +239,9 @@ func (s *story) liveWorld(probes ...string) (*segcheck.World, error) {
 		live[v1alpha1.ObjectRef{Namespace: c.Namespace, Name: c.Labels[v1alpha1.LabelDevice]}] = c
 	}
 	h.Live = func(r v1alpha1.ObjectRef) *ciliumv2.CiliumNetworkPolicy { return live[r] }
+	if h.Approvals, err = cli.ListApprovals(s.ctx, s.Client, ""); err != nil {
+		return nil, err
+	}
 	var gs []*ciliumv2.CiliumClusterwideNetworkPolicy
 	for i := range ccnps.Items {
 		if policies[ccnps.Items[i].Labels[v1alpha1.LabelPolicy]] {

@@ -37,6 +37,10 @@ type Config struct {
 	LeaderElectionID       string
 	// LeaderElectionNamespace defaults to the pod's namespace when running in a cluster.
 	LeaderElectionNamespace string
+	// MemoryNamespace holds the risk memory (controllers.RiskMemory): devices' last known
+	// priority, kept across their deletion. medseg's own namespace, which device owners cannot
+	// write; "" remembers nothing.
+	MemoryNamespace string
 	// WatchNamespaces limits the namespaced objects medseg watches; empty means all.
 	WatchNamespaces []string
 	DeviceWorkers   int
@@ -166,19 +170,31 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 			Log: ctrl.Log.WithName("hubble"),
 		})
 	}
-	if err := (&controllers.MedicalDeviceReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Metrics: m, Traffic: traffic,
-	}).SetupWithManager(mgr, copts); err != nil {
-		return nil, fmt.Errorf("setting up the MedicalDevice controller: %w", err)
+	var memory *controllers.RiskMemory
+	if c.MemoryNamespace != "" {
+		memory = &controllers.RiskMemory{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: c.MemoryNamespace}
 	}
 	capacity := c.PolicyMapCapacity
 	if capacity == 0 {
 		capacity = render.PolicyMapCapacity
 	}
+	if err := (&controllers.MedicalDeviceReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Metrics: m, Traffic: traffic,
+		PolicyMapCapacity: capacity, Memory: memory,
+	}).SetupWithManager(mgr, copts); err != nil {
+		return nil, fmt.Errorf("setting up the MedicalDevice controller: %w", err)
+	}
 	if err := (&controllers.SegmentPolicyReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Metrics: m, PolicyMapCapacity: capacity,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return nil, fmt.Errorf("setting up the SegmentPolicy controller: %w", err)
+	}
+	for _, kind := range []string{"SegmentException", "AccessGrant"} {
+		if err := (&controllers.ApprovalReconciler{
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Kind: kind,
+		}).SetupWithManager(mgr, max(1, c.PolicyWorkers)); err != nil {
+			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err

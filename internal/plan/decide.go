@@ -51,6 +51,9 @@ type ObjectDecision struct {
 //     open (render.NoWider against the live one); with no live policy nothing is written.
 //   - An enforced device does not put new gateway pods in default deny while unenforced
 //     neighbours sharing them lack their companions, so a rollout step never cuts their flows.
+//   - A gateway whose policy map would overflow (Plan.GatewayFull) gets no more allowed flows:
+//     the policy may tighten, the one in place stays, and with none nothing is written. Cilium
+//     would otherwise fail to regenerate the gateway's policy, for every device behind it.
 func DecideObject(p *Plan, live *ciliumv2.CiliumNetworkPolicy, contested []netip.Addr, waitingFor []string) ObjectDecision {
 	if p == nil || p.Render == nil {
 		return ObjectDecision{Intent: Keep, Why: "the inputs could not be planned; what medseg applied before stays"}
@@ -77,6 +80,16 @@ func DecideObject(p *Plan, live *ciliumv2.CiliumNetworkPolicy, contested []netip
 			return ObjectDecision{Intent: Apply, Object: desired}
 		default:
 			return ObjectDecision{Intent: Keep, Why: fmt.Sprintf("medseg keeps %s as it is and opens nothing new while %s is contested", live.Name, addrs)}
+		}
+	}
+	if p.GatewayFull != "" {
+		switch {
+		case live != nil && render.NoWider(desired, live):
+			return ObjectDecision{Intent: Apply, Object: desired}
+		case live != nil:
+			return ObjectDecision{Intent: Keep, Why: fmt.Sprintf("%s: medseg adds no flows to it and keeps %s as it is", p.GatewayFull, live.Name)}
+		default:
+			return ObjectDecision{Intent: Nothing, Why: fmt.Sprintf("%s: medseg writes no policy that would add to it", p.GatewayFull)}
 		}
 	}
 	if p.Enforced && len(waitingFor) > 0 && (live == nil || render.IsCompanion(live) || !render.SameGateway(live, desired)) {

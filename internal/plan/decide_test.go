@@ -38,6 +38,11 @@ func TestDecideObject(t *testing.T) {
 		return g
 	}(), "patient-monitor-bed-4")
 	contested := []netip.Addr{netip.MustParseAddr("10.20.2.4")}
+	full := func(p *plan.Plan) *plan.Plan {
+		q := *p
+		q.GatewayFull = "gateway critical-care/hl7-engine would hold 17,000 policy map entries (estimated) for 130 devices, against Cilium's 16,384"
+		return &q
+	}
 	cases := []struct {
 		name       string
 		p          *plan.Plan
@@ -60,6 +65,9 @@ func TestDecideObject(t *testing.T) {
 		{"a contested device's policy may tighten", monitor, monitor.Render.CNP, contested, nil, plan.Apply, monitor.Render.CNP},
 		{"a contested device's policy never opens", monitor, quarantined, contested, nil, plan.Keep, nil},
 		{"invalid input keeps what is in place", nil, quarantined, nil, nil, plan.Keep, nil},
+		{"a full gateway gets no new policy", full(monitor), nil, nil, nil, plan.Nothing, nil},
+		{"a full gateway keeps the policy in place rather than open more", full(monitor), quarantined, nil, nil, plan.Keep, nil},
+		{"a full gateway's policy may tighten", full(monitor), monitor.Render.CNP, nil, nil, plan.Apply, monitor.Render.CNP},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -66,6 +66,8 @@ type Hospital struct {
 	Devices    []*v1alpha1.MedicalDevice
 	Policies   []v1alpha1.SegmentPolicy
 	Namespaces map[string]map[string]string
+	// Approvals are the SegmentExceptions and AccessGrants (of any device).
+	Approvals v1alpha1.Approvals
 	// Live returns medseg's CiliumNetworkPolicy for a device as it is in the cluster, nil when
 	// there is none; nil Live (offline) means nothing is.
 	Live func(v1alpha1.ObjectRef) *ciliumv2.CiliumNetworkPolicy
@@ -195,9 +197,11 @@ func HospitalObjects(h Hospital, now time.Time) (*Desired, error) {
 		byNamespace[d.Namespace] = append(byNamespace[d.Namespace], d)
 	}
 	claims := ClaimsOf(h.Devices)
+	approvals := h.Approvals.ByDevice()
 	out := &Desired{}
 	for _, d := range h.Devices {
-		p, err := Device(Input{Device: d, Policies: h.Policies, Namespaces: h.Namespaces, Neighbours: byNamespace[d.Namespace], Now: now})
+		p, err := Device(Input{Device: d, Policies: h.Policies, Namespaces: h.Namespaces, Neighbours: byNamespace[d.Namespace],
+			Approvals: approvals[v1alpha1.ObjectRef{Namespace: d.Namespace, Name: d.Name}], Now: now})
 		if err != nil {
 			return nil, fmt.Errorf("MedicalDevice %s: %w", v1alpha1.Qualified(d.Namespace, d.Name), err)
 		}

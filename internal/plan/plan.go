@@ -34,7 +34,12 @@ type Input struct {
 	LiveEnforcing func(name string) bool
 	// Widened explains a foreign policy or drift that widens access to the device; "" if none.
 	Widened string
-	Now     time.Time
+	// Approvals are the SegmentExceptions and AccessGrants naming the device.
+	Approvals v1alpha1.Approvals
+	// Floor is the device's last known priority, remembered across its deletion; nil offline
+	// or when medseg remembers none.
+	Floor *risk.Floor
+	Now   time.Time
 }
 
 // Plan is the full decision for one device.
@@ -53,6 +58,10 @@ type Plan struct {
 	// Companion is the allow-only policy of an unenforced device that shares gateway pods with
 	// enforced devices (render.Companion); nil otherwise.
 	Companion *ciliumv2.CiliumNetworkPolicy
+	// GatewayFull is set by the caller, who knows the other devices behind the device's gateway
+	// pods: it names the gateway pod whose policy map this plan would overflow, with the
+	// numbers; "" when none would. DecideObject then adds no flows to it.
+	GatewayFull string
 }
 
 // Neighbour is another device in the same namespace that can share gateway pods with the device.
@@ -95,7 +104,12 @@ func Device(in Input) (*Plan, error) {
 		Vulnerabilities: dev.Spec.Vulnerabilities, Intel: dev.Spec.ThreatIntel, Detections: dev.Spec.Detections,
 		Exposure: exposure, ExposureSource: why, EPSSThreshold: threshold, Now: in.Now,
 	})
-	res, err := render.Device(render.Input{Device: dev, Policy: sel.Policy, Priority: p.Assessment.Priority, Namespaces: in.Namespaces, Now: in.Now})
+	var lastFeed *time.Time
+	if lf := dev.LastFeed(); lf != nil {
+		lastFeed = &lf.At.Time
+	}
+	p.Assessment = risk.ApplyFloor(p.Assessment, in.Floor, string(dev.UID), dev.CreationTimestamp.Time, lastFeed)
+	res, err := render.Device(render.Input{Device: dev, Policy: sel.Policy, Priority: p.Assessment.Priority, Namespaces: in.Namespaces, Approvals: in.Approvals, Now: in.Now})
 	if err != nil {
 		return p, err
 	}

@@ -105,12 +105,28 @@ func criticalCare() *v1alpha1.SegmentPolicy {
 	}
 }
 
+// approvalsOf holds the approvals the fixtures made for a scenario's policy (the zone the
+// approvals are held to): renderScenario passes them to the renderer.
+var approvalsOf = map[*v1alpha1.SegmentPolicy]*v1alpha1.Approvals{}
+
+func approvalsFor(p *v1alpha1.SegmentPolicy) *v1alpha1.Approvals {
+	if approvalsOf[p] == nil {
+		approvalsOf[p] = &v1alpha1.Approvals{}
+	}
+	return approvalsOf[p]
+}
+
+func exception(dev string, approved time.Time, d time.Duration) v1alpha1.SegmentException {
+	return v1alpha1.SegmentException{ObjectMeta: metav1.ObjectMeta{Name: "keep-clinical"}, Spec: v1alpha1.SegmentExceptionSpec{
+		MaxMode: v1alpha1.ModeRestricted,
+		Approval: v1alpha1.Approval{Device: v1alpha1.ObjectRef{Namespace: "icu", Name: dev}, ApprovedBy: "a.okafor@hospital.example",
+			Ticket: "CAB-2291", Justification: "EMR documentation needed while vendor patches",
+			NotBefore: metav1.NewTime(approved), NotAfter: metav1.NewTime(approved.Add(d))}}}
+}
+
 func withException(p *v1alpha1.SegmentPolicy, dev string, approved time.Time, d time.Duration) *v1alpha1.SegmentPolicy {
-	p.Spec.Exceptions = append(p.Spec.Exceptions, v1alpha1.Exception{
-		Name: "keep-clinical", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: dev}, MaxMode: v1alpha1.ModeRestricted,
-		ApprovedBy: "Dr. A. Okafor", Justification: "EMR documentation needed while vendor patches",
-		ApprovedAt: metav1.NewTime(approved), ExpiresAt: metav1.NewTime(approved.Add(d)),
-	})
+	a := approvalsFor(p)
+	a.Exceptions = append(a.Exceptions, exception(dev, approved, d))
 	return p
 }
 
@@ -125,12 +141,16 @@ var commissionedState = v1alpha1.CommissioningState{Commissioned: true, Reason: 
 
 // withGrant adds an access grant for one of the pump's flows.
 func withGrant(p *v1alpha1.SegmentPolicy, flow string, notBefore time.Time, d time.Duration) *v1alpha1.SegmentPolicy {
-	p.Spec.AccessGrants = append(p.Spec.AccessGrants, v1alpha1.AccessGrant{
-		Name: "vendor-window", Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}, Flow: flow,
-		NotBefore: metav1.NewTime(notBefore), NotAfter: metav1.NewTime(notBefore.Add(d)),
-		ApprovedBy: "M. Chen (security)", Ticket: "VND-7781",
-	})
+	a := approvalsFor(p)
+	a.Grants = append(a.Grants, grant(flow, notBefore, d))
 	return p
+}
+
+func grant(flow string, notBefore time.Time, d time.Duration) v1alpha1.AccessGrant {
+	return v1alpha1.AccessGrant{ObjectMeta: metav1.ObjectMeta{Name: "vendor-window"}, Spec: v1alpha1.AccessGrantSpec{Flow: flow,
+		Approval: v1alpha1.Approval{Device: v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"},
+			NotBefore: metav1.NewTime(notBefore), NotAfter: metav1.NewTime(notBefore.Add(d)),
+			ApprovedBy: "m.chen@hospital.example", Ticket: "VND-7781", Justification: "firmware check"}}}
 }
 
 var metav1LabelSelectorWithBadOperator = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Near"}}}

@@ -17,7 +17,7 @@ type ModeDecision struct {
 	// Reason explains Mode for people.
 	Reason string
 	// Exception is the active exception for the device, if any (capping or not).
-	Exception *v1alpha1.Exception
+	Exception *v1alpha1.SegmentException
 	// Ignored lists exceptions for the device that never apply (longer than
 	// maxExceptionDuration, or expiring before approval), with the reason.
 	Ignored []string
@@ -37,15 +37,16 @@ func (d *ModeDecision) schedule(t, now time.Time) {
 }
 
 // DecideMode maps the priority through the policy's riskResponse and caps it with the device's
-// active exception. An exception is active from approvedAt (inclusive) to expiresAt
-// (exclusive), and never when it spans more than maxExceptionDuration. With several active
+// active SegmentException (from approvals, which may hold other devices' too). An exception is
+// active from notBefore (inclusive) to notAfter (exclusive), and never when it spans more than
+// the policy's maxExceptionDuration. With several active
 // exceptions, the most open maxMode wins (ties: later expiry, then name).
 //
 // A device that is not commissioned (commission.Commissioned false) while the policy requires
 // onboarding runs at least in the onboarding mode: exceptions cap the risk response, never
 // onboarding, because an exception approves keeping known flows, not flows nobody approved.
-func DecideMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, commission v1alpha1.CommissioningState, now time.Time) ModeDecision {
-	d := decideRiskMode(p, dev, priority, now)
+func DecideMode(p *v1alpha1.SegmentPolicy, approvals v1alpha1.Approvals, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, commission v1alpha1.CommissioningState, now time.Time) ModeDecision {
+	d := decideRiskMode(p, approvals.Exceptions, dev, priority, now)
 	if commission.Commissioned || !p.Spec.OnboardingRequired() {
 		return d
 	}
@@ -63,20 +64,20 @@ func DecideMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1al
 	return d
 }
 
-func decideRiskMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, now time.Time) ModeDecision {
+func decideRiskMode(p *v1alpha1.SegmentPolicy, exceptions []v1alpha1.SegmentException, dev v1alpha1.ObjectRef, priority v1alpha1.Priority, now time.Time) ModeDecision {
 	d := ModeDecision{RiskMode: p.Spec.RiskResponse.ModeFor(priority)}
 	d.Mode = d.RiskMode
 	d.Reason = fmt.Sprintf("riskResponse maps %s to %s", priority, d.RiskMode)
 
 	maxDur := p.Spec.MaxExceptionDurationOrDefault()
-	var active []*v1alpha1.Exception
-	for i := range p.Spec.Exceptions {
-		e := &p.Spec.Exceptions[i]
-		if e.Device != dev {
+	var active []*v1alpha1.SegmentException
+	for i := range exceptions {
+		e := &exceptions[i]
+		if e.Spec.Device != dev {
 			continue
 		}
-		start, end := e.ApprovedAt.Time, e.ExpiresAt.Time
-		if why := windowProblem("exception "+e.Name, start, end, maxDur, "maxExceptionDuration"); why != "" {
+		start, end := e.Spec.Window()
+		if why := windowProblem("SegmentException "+e.Name, start, end, maxDur, "maxExceptionDuration"); why != "" {
 			d.Ignored = append(d.Ignored, why)
 			continue
 		}
@@ -91,20 +92,20 @@ func decideRiskMode(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, priority 
 	}
 	sort.Slice(active, func(i, j int) bool {
 		a, b := active[i], active[j]
-		if a.MaxMode.Strictness() != b.MaxMode.Strictness() {
-			return a.MaxMode.Strictness() < b.MaxMode.Strictness()
+		if a.Spec.MaxMode.Strictness() != b.Spec.MaxMode.Strictness() {
+			return a.Spec.MaxMode.Strictness() < b.Spec.MaxMode.Strictness()
 		}
-		if !a.ExpiresAt.Equal(&b.ExpiresAt) {
-			return a.ExpiresAt.After(b.ExpiresAt.Time)
+		if !a.Spec.NotAfter.Equal(&b.Spec.NotAfter) {
+			return a.Spec.NotAfter.After(b.Spec.NotAfter.Time)
 		}
 		return a.Name < b.Name
 	})
 	e := active[0]
 	d.Exception = e
-	if d.RiskMode.Strictness() > e.MaxMode.Strictness() {
-		d.Mode = e.MaxMode
-		d.Reason = fmt.Sprintf("riskResponse maps %s to %s; exception %s (approved by %s) caps it at %s until %s",
-			priority, d.RiskMode, e.Name, e.ApprovedBy, e.MaxMode, e.ExpiresAt.UTC().Format(time.RFC3339))
+	if d.RiskMode.Strictness() > e.Spec.MaxMode.Strictness() {
+		d.Mode = e.Spec.MaxMode
+		d.Reason = fmt.Sprintf("riskResponse maps %s to %s; SegmentException %s (approved by %s) caps it at %s until %s",
+			priority, d.RiskMode, e.Name, e.Spec.ApprovedBy, e.Spec.MaxMode, e.Spec.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return d
 }
@@ -137,21 +138,21 @@ type GrantDecision struct {
 	Ignored []string
 }
 
-// decideGrant finds the device flow's access grants in the policy. A grant is open from
+// decideGrant finds the device flow's AccessGrants among grants. A grant is open from
 // notBefore (inclusive) to notAfter (exclusive), and never when it spans more than
 // vendorAccess.maxWindow (the API rejects that; objects read offline may not have been
 // validated). Both edges of every valid grant are scheduled on d, so the reconciler comes back
 // exactly when access opens and when it ends.
-func decideGrant(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, flow string, now time.Time, d *ModeDecision) GrantDecision {
+func decideGrant(p *v1alpha1.SegmentPolicy, grants []v1alpha1.AccessGrant, dev v1alpha1.ObjectRef, flow string, now time.Time, d *ModeDecision) GrantDecision {
 	var g GrantDecision
 	maxWindow := p.Spec.MaxGrantWindow()
-	for i := range p.Spec.AccessGrants {
-		a := &p.Spec.AccessGrants[i]
-		if a.Device != dev || a.Flow != flow {
+	for i := range grants {
+		a := &grants[i]
+		if a.Spec.Device != dev || a.Spec.Flow != flow {
 			continue
 		}
-		start, end := a.NotBefore.Time, a.NotAfter.Time
-		if why := windowProblem("grant "+a.Name, start, end, maxWindow, "vendorAccess.maxWindow"); why != "" {
+		start, end := a.Spec.Window()
+		if why := windowProblem("AccessGrant "+a.Name, start, end, maxWindow, "vendorAccess.maxWindow"); why != "" {
 			g.Ignored = append(g.Ignored, why)
 			continue
 		}
@@ -159,11 +160,11 @@ func decideGrant(p *v1alpha1.SegmentPolicy, dev v1alpha1.ObjectRef, flow string,
 		d.schedule(end, now)
 		switch {
 		case !now.Before(start) && now.Before(end):
-			if g.Active == nil || end.After(g.Active.NotAfter.Time) || (end.Equal(g.Active.NotAfter.Time) && a.Name < g.Active.Name) {
+			if g.Active == nil || end.After(g.Active.Spec.NotAfter.Time) || (end.Equal(g.Active.Spec.NotAfter.Time) && a.Name < g.Active.Name) {
 				g.Active = a
 			}
 		case now.Before(start):
-			if g.Next == nil || start.Before(g.Next.NotBefore.Time) || (start.Equal(g.Next.NotBefore.Time) && a.Name < g.Next.Name) {
+			if g.Next == nil || start.Before(g.Next.Spec.NotBefore.Time) || (start.Equal(g.Next.Spec.NotBefore.Time) && a.Name < g.Next.Name) {
 				g.Next = a
 			}
 		}

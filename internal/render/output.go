@@ -65,11 +65,11 @@ func (r *Result) SegmentationStatus() *v1alpha1.SegmentationStatus {
 		seg.BlockedFlows = append(seg.BlockedFlows, v1alpha1.BlockedFlow{Name: b.Name, Reason: b.Reason, Message: b.Message})
 	}
 	if e := r.Exception; e != nil {
-		seg.ActiveException = &v1alpha1.ActiveException{Name: e.Name, MaxMode: e.MaxMode, ApprovedBy: e.ApprovedBy, ExpiresAt: e.ExpiresAt}
+		seg.ActiveException = &v1alpha1.ActiveException{Name: e.Name, MaxMode: e.Spec.MaxMode, ApprovedBy: e.Spec.ApprovedBy, ExpiresAt: e.Spec.NotAfter}
 	}
 	for _, g := range r.Grants() {
-		seg.ActiveGrants = append(seg.ActiveGrants, v1alpha1.ActiveGrant{Name: g.Name, Flow: g.Flow, ApprovedBy: g.ApprovedBy, Ticket: g.Ticket,
-			NotBefore: g.NotBefore, NotAfter: g.NotAfter})
+		seg.ActiveGrants = append(seg.ActiveGrants, v1alpha1.ActiveGrant{Name: g.Name, Flow: g.Spec.Flow, ApprovedBy: g.Spec.ApprovedBy, Ticket: g.Spec.Ticket,
+			NotBefore: g.Spec.NotBefore, NotAfter: g.Spec.NotAfter})
 	}
 	return seg
 }

@@ -46,7 +46,10 @@ type Input struct {
 	Priority v1alpha1.Priority
 	// Namespaces maps namespace names to their labels, for ceiling checks; may be nil offline.
 	Namespaces map[string]map[string]string
-	Now        time.Time
+	// Approvals are the SegmentExceptions and AccessGrants naming the device (others are
+	// ignored).
+	Approvals v1alpha1.Approvals
+	Now       time.Time
 }
 
 // FlowDecision is the outcome for one declared flow.
@@ -128,7 +131,7 @@ func Device(in Input) (*Result, error) {
 	p := in.Policy
 	ref := v1alpha1.ObjectRef{Namespace: dev.Namespace, Name: dev.Name}
 	res := &Result{Policy: p.Name, Enforce: p.Spec.Enforcement == v1alpha1.EnforcementEnforce, Commissioning: commission}
-	res.ModeDecision = DecideMode(p, ref, in.Priority, commission, in.Now)
+	res.ModeDecision = DecideMode(p, in.Approvals, ref, in.Priority, commission, in.Now)
 
 	addrs, err := hostPrefixes(dev.Spec.Network.Addresses)
 	if err != nil {
@@ -159,7 +162,7 @@ func Device(in Input) (*Result, error) {
 		var grant GrantDecision
 		needsGrant := NeedsGrant(p, f)
 		if needsGrant {
-			grant = decideGrant(p, ref, f.Name, in.Now, &res.ModeDecision)
+			grant = decideGrant(p, in.Approvals.Grants, ref, f.Name, in.Now, &res.ModeDecision)
 			res.Ignored = append(res.Ignored, grant.Ignored...)
 		}
 		switch {
@@ -178,7 +181,7 @@ func Device(in Input) (*Result, error) {
 			}
 		}
 		if !d.Allowed && grant.Active != nil {
-			d.Message += fmt.Sprintf("; access grant %s is open until %s but does not override this", grant.Active.Name, grant.Active.NotAfter.UTC().Format(time.RFC3339))
+			d.Message += fmt.Sprintf("; AccessGrant %s is open until %s but does not override this", grant.Active.Name, grant.Active.Spec.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if d.Allowed {
 			n, err := addFlow(rule, f, dev.Namespace, addrs, ceilingNS)
@@ -298,9 +301,9 @@ func grantMessage(f v1alpha1.Flow, g GrantDecision) string {
 	if f.Access == v1alpha1.AccessGranted {
 		why = "access: Granted"
 	}
-	msg := fmt.Sprintf("the flow opens only inside an access grant (%s) and none is open", why)
+	msg := fmt.Sprintf("the flow opens only inside an AccessGrant (%s) and none is open", why)
 	if g.Next != nil {
-		msg += fmt.Sprintf("; grant %s (approved by %s, ticket %s) opens at %s", g.Next.Name, g.Next.ApprovedBy, g.Next.Ticket, g.Next.NotBefore.UTC().Format(time.RFC3339))
+		msg += fmt.Sprintf("; AccessGrant %s (approved by %s, ticket %s) opens at %s", g.Next.Name, g.Next.Spec.ApprovedBy, g.Next.Spec.Ticket, g.Next.Spec.NotBefore.UTC().Format(time.RFC3339))
 	}
 	for _, ig := range g.Ignored {
 		msg += "; " + ig + " and never opens"

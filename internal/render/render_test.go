@@ -114,7 +114,11 @@ func renderScenario(t *testing.T, sc scenario) *Result {
 	if !sc.uncommissioned && dev.Spec.Commissioning == nil {
 		dev = commissioned(dev.DeepCopy())
 	}
-	res, err := Device(Input{Device: dev, Policy: sc.policy, Priority: sc.priority, Namespaces: namespaces, Now: sc.now})
+	var approvals v1alpha1.Approvals
+	if a := approvalsOf[sc.policy]; a != nil {
+		approvals = *a
+	}
+	res, err := Device(Input{Device: dev, Policy: sc.policy, Priority: sc.priority, Namespaces: namespaces, Approvals: approvals, Now: sc.now})
 	if err != nil {
 		t.Fatalf("%s: %v", sc.name, err)
 	}
@@ -141,7 +145,7 @@ func golden(t *testing.T, sc scenario, res *Result) []byte {
 		fmt.Fprintf(&b, "# commissioning: %s: %s\n", res.Commissioning.Reason, res.Commissioning.Message)
 	}
 	for _, g := range res.Grants() {
-		fmt.Fprintf(&b, "# access grant %s opens %s until %s\n", g.Name, g.Flow, g.NotAfter.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "# access grant %s opens %s until %s\n", g.Name, g.Spec.Flow, g.Spec.NotAfter.UTC().Format(time.RFC3339))
 	}
 	if !res.NextChange.IsZero() {
 		fmt.Fprintf(&b, "# next change: %s\n", res.NextChange.UTC().Format(time.RFC3339))
@@ -338,7 +342,8 @@ func TestSelectPolicy(t *testing.T) {
 
 func TestExceptionEdgesAreExact(t *testing.T) {
 	approved := now
-	p := withException(criticalCare(), "infusion-pump-bed-12", approved, 24*time.Hour)
+	p := criticalCare()
+	approvals := v1alpha1.Approvals{Exceptions: []v1alpha1.SegmentException{exception("infusion-pump-bed-12", approved, 24*time.Hour)}}
 	ref := v1alpha1.ObjectRef{Namespace: "icu", Name: "infusion-pump-bed-12"}
 	cases := []struct {
 		at   time.Time
@@ -351,14 +356,14 @@ func TestExceptionEdgesAreExact(t *testing.T) {
 		{approved.Add(24 * time.Hour), v1alpha1.ModeQuarantine, time.Time{}},
 	}
 	for _, tc := range cases {
-		d := DecideMode(p, ref, v1alpha1.PriorityImmediate, commissionedState, tc.at)
+		d := DecideMode(p, approvals, ref, v1alpha1.PriorityImmediate, commissionedState, tc.at)
 		if d.Mode != tc.mode || !d.NextChange.Equal(tc.next) {
 			t.Errorf("at %s: mode %s next %s, want %s next %s", tc.at, d.Mode, d.NextChange, tc.mode, tc.next)
 		}
 	}
 	// An exception never opens beyond the risk mode: a Defer device stays Standard and the
 	// exception is reported but does not change the reason.
-	d := DecideMode(p, ref, v1alpha1.PriorityDefer, commissionedState, approved.Add(time.Hour))
+	d := DecideMode(p, approvals, ref, v1alpha1.PriorityDefer, commissionedState, approved.Add(time.Hour))
 	if d.Mode != v1alpha1.ModeStandard || d.Exception == nil {
 		t.Errorf("exception on a Standard device: %+v", d)
 	}

@@ -51,10 +51,8 @@ func HTML(w io.Writer, r *Report) error {
 			esc(ps.Name), esc(ps.Enforcement), ps.Devices, flatClass(ps.Flatness), esc(ps.Flatness), ps.ReachableWorkloads, esc(firstOr(ps.Gateways, "-")))
 	}
 	p("</table>\n</div>\n")
-	for _, ps := range s.Policies {
-		for _, a := range ps.IneffectiveApprovals {
-			p("<p class=\"warn\">SegmentPolicy %s, approval without effect: %s</p>\n", esc(ps.Name), esc(a))
-		}
+	for _, a := range s.IneffectiveApprovals {
+		p("<p class=\"warn\">Approval without effect on <a href=\"#%s\">%s</a>: <b>%s</b> %s</p>\n", anchor(a.Device), esc(a.Device), esc(a.Reason), esc(a.Detail))
 	}
 	p("<h3>Open drift</h3>\n")
 	if len(s.OpenDrift) == 0 {

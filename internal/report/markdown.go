@@ -35,9 +35,9 @@ func Markdown(w io.Writer, r *Report) error {
 		for _, o := range ps.Offenders {
 			p("- %s reachable: %s", md(ps.Name), md(o))
 		}
-		for _, a := range ps.IneffectiveApprovals {
-			p("- %s, approval without effect: %s", md(ps.Name), md(a))
-		}
+	}
+	for _, a := range s.IneffectiveApprovals {
+		p("- approval without effect on %s: %s: %s", md(a.Device), a.Reason, md(a.Detail))
 	}
 	p("")
 	p("### Open drift")

@@ -26,6 +26,9 @@ import (
 type Input struct {
 	Devices  []v1alpha1.MedicalDevice
 	Policies []v1alpha1.SegmentPolicy
+	// Approvals are the SegmentExceptions and AccessGrants, with their status (offline: as the
+	// plugin decided it).
+	Approvals v1alpha1.Approvals
 	// Now is when the report is made; it decides which exceptions and grants are active or
 	// about to expire.
 	Now time.Time
@@ -68,6 +71,10 @@ type Summary struct {
 	OpenDrift        []Finding       `json:"openDrift"`
 	Exceptions       []Exception     `json:"exceptions"`
 	Grants           []Grant         `json:"grants"`
+	// IneffectiveApprovals are the SegmentExceptions and AccessGrants in phase Ineffective:
+	// Device is the device they name, Reason the status reason, Detail names the approval and
+	// says why.
+	IneffectiveApprovals []Finding `json:"ineffectiveApprovals"`
 	// Traffic lists the devices whose observed traffic (Hubble) has flows their declared flows
 	// do not cover, drops, or connections that bypassed their gateway.
 	Traffic []Traffic `json:"traffic"`
@@ -95,8 +102,6 @@ type PolicySummary struct {
 	Flatness           string   `json:"flatness"`
 	ReachableWorkloads int32    `json:"reachableWorkloads"`
 	Offenders          []string `json:"offenders"`
-	// IneffectiveApprovals are the policy's exceptions and grants that cannot take effect.
-	IneffectiveApprovals []string `json:"ineffectiveApprovals"`
 	// Gateways are the most loaded gateway pods of its devices: estimated policy map entries
 	// against Cilium's per-endpoint map (live only).
 	Gateways []string `json:"gateways"`
@@ -109,9 +114,10 @@ type Finding struct {
 	Detail string `json:"detail"`
 }
 
-// Exception is a clinician-approved cap on a device's mode.
+// Exception is a clinician-approved cap on a device's mode (a SegmentException).
 type Exception struct {
 	Policy        string `json:"policy"`
+	Ticket        string `json:"ticket"`
 	Name          string `json:"name"`
 	Device        string `json:"device"`
 	MaxMode       string `json:"maxMode"`
@@ -122,7 +128,7 @@ type Exception struct {
 	State string `json:"state"`
 }
 
-// Grant is a time-boxed vendor access grant.
+// Grant is a time-boxed vendor access grant (an AccessGrant).
 type Grant struct {
 	Policy     string `json:"policy"`
 	Name       string `json:"name"`
@@ -246,9 +252,11 @@ func Build(in Input) *Report {
 	}
 	s := &r.Summary
 	s.Policies, s.OpenDrift, s.Exceptions, s.Grants, s.Traffic = []PolicySummary{}, []Finding{}, []Exception{}, []Grant{}, []Traffic{}
+	s.IneffectiveApprovals = ineffective(in.Approvals)
+	byDevice := approvalsByDevice(in.Approvals)
 	byPriority, byMode := map[string]int{}, map[string]int{}
 	for i := range devs {
-		d := buildDevice(&devs[i], pols, now, in.Offline)
+		d := buildDevice(&devs[i], pols, byDevice[v1alpha1.Qualified(devs[i].Namespace, devs[i].Name)], now, in.Offline)
 		r.Devices = append(r.Devices, d)
 		s.Devices++
 		if d.Segmented {
@@ -291,7 +299,7 @@ func Build(in Input) *Report {
 	}
 	for _, p := range pols {
 		ps := PolicySummary{Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: len(zones[p.Name].Devices), Flatness: Unknown,
-			Offenders: []string{}, IneffectiveApprovals: append([]string{}, p.Status.IneffectiveApprovals...)}
+			Offenders: []string{}}
 		if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated); c != nil && !in.Offline {
 			ps.Flatness = "Flat"
 			if c.Status == metav1.ConditionTrue {
@@ -310,8 +318,11 @@ func Build(in Input) *Report {
 			}
 		}
 		s.Policies = append(s.Policies, ps)
-		s.Grants = append(s.Grants, grantsOf(p, "", now)...)
 	}
+	for _, d := range r.Devices {
+		s.Grants = append(s.Grants, d.Grants...)
+	}
+	sortGrants(s.Grants)
 	names := make([]string, 0, len(zones))
 	for n := range zones {
 		names = append(names, n)
@@ -323,37 +334,84 @@ func Build(in Input) *Report {
 	return r
 }
 
-// grantsOf lists a policy's grants that are open now or open within Soon, for one device
-// (devRef) or all ("").
-func grantsOf(p v1alpha1.SegmentPolicy, devRef string, now time.Time) []Grant {
-	out := []Grant{}
-	for _, g := range p.Spec.AccessGrants {
-		r := g.Device.String()
-		if devRef != "" && r != devRef {
-			continue
+// ineffective lists the approvals in phase Ineffective, by device then name.
+func ineffective(a v1alpha1.Approvals) []Finding {
+	out := []Finding{}
+	for _, e := range a.Exceptions {
+		if e.Status.Phase == v1alpha1.ApprovalIneffective {
+			out = append(out, Finding{Device: e.Spec.Device.String(), Reason: e.Status.Reason, Detail: "SegmentException " + e.Name + ": " + e.Status.Message})
 		}
+	}
+	for _, g := range a.Grants {
+		if g.Status.Phase == v1alpha1.ApprovalIneffective {
+			out = append(out, Finding{Device: g.Spec.Device.String(), Reason: g.Status.Reason, Detail: "AccessGrant " + g.Name + ": " + g.Status.Message})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Device != out[j].Device {
+			return out[i].Device < out[j].Device
+		}
+		return out[i].Detail < out[j].Detail
+	})
+	return out
+}
+
+// approvalsByDevice groups approvals by the device they name (namespace/name).
+func approvalsByDevice(a v1alpha1.Approvals) map[string]*v1alpha1.Approvals {
+	out := map[string]*v1alpha1.Approvals{}
+	at := func(ref v1alpha1.ObjectRef) *v1alpha1.Approvals {
+		k := ref.String()
+		if out[k] == nil {
+			out[k] = &v1alpha1.Approvals{}
+		}
+		return out[k]
+	}
+	for _, e := range a.Exceptions {
+		x := at(e.Spec.Device)
+		x.Exceptions = append(x.Exceptions, e)
+	}
+	for _, g := range a.Grants {
+		x := at(g.Spec.Device)
+		x.Grants = append(x.Grants, g)
+	}
+	return out
+}
+
+// grantsOf lists the device's grants that are open now or open within Soon.
+func grantsOf(grants []v1alpha1.AccessGrant, policy string, now time.Time) []Grant {
+	out := []Grant{}
+	for _, g := range grants {
 		state := ""
 		switch {
-		case !now.Before(g.NotBefore.Time) && now.Before(g.NotAfter.Time):
+		case g.Status.Phase == v1alpha1.ApprovalIneffective:
+			continue
+		case g.Spec.OpenAt(now):
 			state = "Open"
-		case now.Before(g.NotBefore.Time) && g.NotBefore.Sub(now) <= Soon:
+		case now.Before(g.Spec.NotBefore.Time) && g.Spec.NotBefore.Sub(now) <= Soon:
 			state = "Upcoming"
 		default:
 			continue
 		}
-		out = append(out, Grant{Policy: p.Name, Name: g.Name, Device: r, Flow: g.Flow, ApprovedBy: g.ApprovedBy, Ticket: g.Ticket,
-			NotBefore: ts(g.NotBefore), NotAfter: ts(g.NotAfter), State: state})
+		out = append(out, Grant{Policy: policy, Name: g.Name, Device: g.Spec.Device.String(), Flow: g.Spec.Flow, ApprovedBy: g.Spec.ApprovedBy, Ticket: g.Spec.Ticket,
+			NotBefore: ts(g.Spec.NotBefore), NotAfter: ts(g.Spec.NotAfter), State: state})
 	}
+	sortGrants(out)
+	return out
+}
+
+func sortGrants(out []Grant) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].NotBefore != out[j].NotBefore {
 			return out[i].NotBefore < out[j].NotBefore
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out
 }
 
-func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now time.Time, offline bool) Device {
+func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, approvals *v1alpha1.Approvals, now time.Time, offline bool) Device {
+	if approvals == nil {
+		approvals = &v1alpha1.Approvals{}
+	}
 	st := d.Status
 	out := Device{
 		Ref: v1alpha1.Qualified(d.Namespace, d.Name), Namespace: d.Namespace, Name: d.Name,
@@ -382,7 +440,7 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 		}
 	}
 	seg := st.Segmentation
-	// The governing policy (the zone), found once: its exceptions, grants and grant rules.
+	// The governing policy (the zone), found once: its grant rules.
 	var governing *v1alpha1.SegmentPolicy
 	if seg != nil && seg.Policy != "" {
 		out.Zone = seg.Policy
@@ -401,17 +459,15 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, now t
 			if e.ExpiresAt.Sub(now) <= Soon {
 				out.Exception.State = "Expires soon"
 			}
-			if governing != nil {
-				for _, pe := range governing.Spec.Exceptions {
-					if pe.Name == e.Name {
-						out.Exception.Justification = pe.Justification
-					}
+			for _, x := range approvals.Exceptions {
+				if x.Name == e.Name {
+					out.Exception.Justification, out.Exception.Ticket = x.Spec.Justification, x.Spec.Ticket
 				}
 			}
 		}
 	}
-	if governing != nil {
-		out.Grants = grantsOf(*governing, out.Ref, now)
+	if seg != nil && seg.Policy != "" {
+		out.Grants = grantsOf(approvals.Grants, seg.Policy, now)
 	}
 	// Segmented: from the condition medseg wrote; offline, a governed device in Enforce is
 	// what would be enforced.

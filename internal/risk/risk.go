@@ -370,3 +370,30 @@ func formatDecimal(v int64) string {
 	s := strconv.FormatFloat(float64(v)/decimalScale, 'f', -1, 64)
 	return s
 }
+
+// Floor is a device's last known priority, remembered by medseg across the device's deletion:
+// a device deleted and created again (a new UID) is held at least at it until the feeds write
+// to the new object, so deleting a device does not reset its risk.
+type Floor struct {
+	Priority v1alpha1.Priority
+	// UID is the device object the priority was assessed for.
+	UID string
+	// At is when it was remembered.
+	At time.Time
+}
+
+// ApplyFloor raises the assessment to the floor when the floor was remembered for an earlier
+// object of the same name (another UID), no feed has written to this object since it was created
+// (lastFeed is the newest feed stamp, nil when none), and the assessment is lower.
+func ApplyFloor(a Assessment, f *Floor, uid string, created time.Time, lastFeed *time.Time) Assessment {
+	if f == nil || f.UID == uid || f.Priority.Rank() <= a.Priority.Rank() {
+		return a
+	}
+	if lastFeed != nil && !lastFeed.Before(created) {
+		return a // the feeds have written to this object: its own inputs decide
+	}
+	a.Summary = fmt.Sprintf("%s: held at the last known priority of this device before it was deleted and created again (%s, remembered %s), until the feeds write to it; assessed from its own inputs: %s",
+		f.Priority, f.Priority, f.At.UTC().Format(time.RFC3339), a.Summary)
+	a.Priority = f.Priority
+	return a
+}

@@ -44,11 +44,15 @@ func adoptionHospital(t *testing.T, ns string, grants []v1alpha1.AccessGrant, co
 			Enforcement:       v1alpha1.EnforcementEnforce,
 			DeviceNetworks:    []string{"10.77.0.0/16"},
 			AllowedPeers:      &v1alpha1.AllowedPeers{ExternalCIDRs: []string{"203.0.113.0/24"}},
-			AccessGrants:      grants,
 		},
 	}
 	must(env.Client.Create(ctx, pol))
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), pol) })
+	for i := range grants {
+		g := grants[i].DeepCopy()
+		must(env.Client.Create(ctx, g))
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), g) })
+	}
 	pump := &v1alpha1.MedicalDevice{
 		ObjectMeta: metav1.ObjectMeta{Name: "pump", Namespace: ns},
 		Spec: v1alpha1.MedicalDeviceSpec{
@@ -157,8 +161,7 @@ func TestAccessGrantOpensVendorFlowOnlyBetweenItsEdges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := time.Now().UTC().Truncate(time.Second)
-	grant := v1alpha1.AccessGrant{Name: "acme-window", Device: v1alpha1.ObjectRef{Namespace: "access", Name: "pump"}, Flow: "vendor-maintenance",
-		NotBefore: metav1.NewTime(t0.Add(time.Hour)), NotAfter: metav1.NewTime(t0.Add(3 * time.Hour)), ApprovedBy: "M. Chen (security)", Ticket: "VND-7781"}
+	grant := accessGrant("acme-window", v1alpha1.ObjectRef{Namespace: "access", Name: "pump"}, "vendor-maintenance", t0.Add(time.Hour), 2*time.Hour)
 	key := adoptionHospital(t, "access", []v1alpha1.AccessGrant{grant}, true)
 
 	// A manager for its cache and indexes only: the test calls Reconcile itself.
@@ -212,38 +215,38 @@ func TestAccessGrantOpensVendorFlowOnlyBetweenItsEdges(t *testing.T) {
 	after, d := reconcileAt(t0)
 	g.Expect(near(after, time.Hour)).To(BeTrue(), "requeue after %s, want notBefore (1h)", after)
 	g.Expect(blockedReasons(d)).To(HaveKeyWithValue("vendor-maintenance", v1alpha1.BlockGrant))
-	g.Expect(d.Status.Segmentation.BlockedFlows).To(ContainElement(HaveField("Message", ContainSubstring("grant acme-window (approved by M. Chen (security), ticket VND-7781) opens at"))))
+	g.Expect(d.Status.Segmentation.BlockedFlows).To(ContainElement(HaveField("Message", ContainSubstring("AccessGrant acme-window (approved by m.chen@hospital.example, ticket VND-7781) opens at"))))
 	g.Expect(d.Status.Segmentation.ActiveGrants).To(BeEmpty())
 	g.Expect(vendorOpen(g)).To(BeFalse())
 	g.Expect(d.Status.Risk.Exposure.Value).To(Equal("Controlled"), "an external peer behind grants is not Open exposure")
 	drain()
 
 	// One nanosecond before notBefore: still closed.
-	after, d = reconcileAt(grant.NotBefore.Add(-time.Nanosecond))
+	after, d = reconcileAt(grant.Spec.NotBefore.Add(-time.Nanosecond))
 	g.Expect(after).To(BeNumerically("<", time.Second))
 	g.Expect(blockedReasons(d)).To(HaveKey("vendor-maintenance"))
 
 	// Inside the window.
-	after, d = reconcileAt(grant.NotBefore.Time)
+	after, d = reconcileAt(grant.Spec.NotBefore.Time)
 	g.Expect(near(after, 2*time.Hour)).To(BeTrue(), "requeue after %s, want notAfter (2h)", after)
 	g.Expect(d.Status.Segmentation.AllowedFlows).To(ContainElement("vendor-maintenance"))
 	g.Expect(d.Status.Segmentation.ActiveGrants).To(HaveLen(1))
 	ag := d.Status.Segmentation.ActiveGrants[0]
 	g.Expect(ag.Name).To(Equal("acme-window"))
-	g.Expect(ag.NotAfter.Time.Equal(grant.NotAfter.Time)).To(BeTrue())
+	g.Expect(ag.NotAfter.Time.Equal(grant.Spec.NotAfter.Time)).To(BeTrue())
 	g.Expect(vendorOpen(g)).To(BeTrue())
-	g.Expect(strings.Join(drain(), "\n")).To(ContainSubstring("AccessGranted access grant acme-window (approved by M. Chen (security), ticket VND-7781) opens flow vendor-maintenance until"))
+	g.Expect(strings.Join(drain(), "\n")).To(ContainSubstring("AccessGranted AccessGrant acme-window (approved by m.chen@hospital.example, ticket VND-7781) opens flow vendor-maintenance until"))
 
 	// At notAfter: closed again, nothing more scheduled.
-	after, d = reconcileAt(grant.NotAfter.Time)
+	after, d = reconcileAt(grant.Spec.NotAfter.Time)
 	g.Expect(after).To(BeZero())
 	g.Expect(blockedReasons(d)).To(HaveKeyWithValue("vendor-maintenance", v1alpha1.BlockGrant))
 	g.Expect(d.Status.Segmentation.ActiveGrants).To(BeEmpty())
 	g.Expect(vendorOpen(g)).To(BeFalse())
-	g.Expect(strings.Join(drain(), "\n")).To(ContainSubstring("AccessEnded access grant acme-window no longer opens flow vendor-maintenance: the window ended at"))
+	g.Expect(strings.Join(drain(), "\n")).To(ContainSubstring("AccessEnded AccessGrant acme-window no longer opens flow vendor-maintenance: the window ended at"))
 
 	// An expired grant never reopens it.
-	after, d = reconcileAt(grant.NotAfter.Add(time.Hour))
+	after, d = reconcileAt(grant.Spec.NotAfter.Add(time.Hour))
 	g.Expect(after).To(BeZero())
 	g.Expect(blockedReasons(d)).To(HaveKeyWithValue("vendor-maintenance", v1alpha1.BlockGrant))
 	g.Expect(vendorOpen(g)).To(BeFalse())
@@ -298,42 +301,63 @@ func TestCommissionNeverApprovesFlowsItDidNotShow(t *testing.T) {
 	g.Expect(d.Spec.Flows[0].GatewayPort).To(Equal(int32(9443)), "the approved flows are the changed ones, shown on the second run")
 }
 
-// TestPolicyReportsApprovalsThatCannotTakeEffect: a grant naming a flow the device lacks, a
-// grant for a standing flow, and an exception and a grant for devices the policy does not
-// govern are listed in the policy's status; fixing the device's flows clears its line.
-func TestPolicyReportsApprovalsThatCannotTakeEffect(t *testing.T) {
+// accessGrant is an AccessGrant for a window of d from notBefore.
+func accessGrant(name string, dev v1alpha1.ObjectRef, flow string, notBefore time.Time, d time.Duration) v1alpha1.AccessGrant {
+	return v1alpha1.AccessGrant{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.AccessGrantSpec{Flow: flow,
+		Approval: v1alpha1.Approval{Device: dev, NotBefore: metav1.NewTime(notBefore), NotAfter: metav1.NewTime(notBefore.Add(d)),
+			ApprovedBy: "m.chen@hospital.example", Ticket: "VND-7781", Justification: "firmware check"}}}
+}
+
+// TestApprovalPhases: each approval carries its own phase, with the reason it cannot take
+// effect (a flow the device lacks, a standing flow, a missing device, a window longer than the
+// zone allows), an Event on every change, and the fix of the device clears its line without
+// anyone touching the approval. The approval's status is the only thing written about it.
+func TestApprovalPhases(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	startOperator(t)
 	now := time.Now().UTC().Truncate(time.Second)
-	window := func(name, ns, dev, flow string) v1alpha1.AccessGrant {
-		return v1alpha1.AccessGrant{Name: name, Device: v1alpha1.ObjectRef{Namespace: ns, Name: dev}, Flow: flow,
-			NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "M. Chen", Ticket: "VND-1"}
-	}
+	pump := v1alpha1.ObjectRef{Namespace: "approvals", Name: "pump"}
 	key := adoptionHospital(t, "approvals", []v1alpha1.AccessGrant{
-		window("typo", "approvals", "pump", "vendor-maint"),
-		window("standing", "approvals", "pump", "emr"),
-		window("elsewhere", "other-ward", "pump", "vendor-maintenance"),
-		window("fine", "approvals", "pump", "vendor-maintenance"),
+		accessGrant("approvals-typo", pump, "vendor-maint", now, time.Hour),
+		accessGrant("approvals-standing", pump, "emr", now, time.Hour),
+		accessGrant("approvals-elsewhere", v1alpha1.ObjectRef{Namespace: "other-ward", Name: "pump"}, "vendor-maintenance", now, time.Hour),
+		accessGrant("approvals-fine", pump, "vendor-maintenance", now, time.Hour),
+		accessGrant("approvals-too-long", pump, "vendor-maintenance", now, 9*time.Hour),
+		accessGrant("approvals-later", pump, "vendor-maintenance", now.Add(time.Hour), time.Hour),
 	}, true)
-	updatePolicy(g, "approvals", func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.Exceptions = []v1alpha1.Exception{{Name: "ghost", Device: v1alpha1.ObjectRef{Namespace: "approvals", Name: "ghost"}, MaxMode: v1alpha1.ModeRestricted,
-			ApprovedBy: "Dr. B", Justification: "test", ApprovedAt: metav1.NewTime(now), ExpiresAt: metav1.NewTime(now.Add(time.Hour))}}
-	})
-	policy := func(g Gomega) *v1alpha1.SegmentPolicy {
-		var p v1alpha1.SegmentPolicy
-		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: "approvals"}, &p)).To(Succeed())
-		return &p
+	ghost := &v1alpha1.SegmentException{ObjectMeta: metav1.ObjectMeta{Name: "approvals-ghost"}, Spec: v1alpha1.SegmentExceptionSpec{MaxMode: v1alpha1.ModeRestricted,
+		Approval: v1alpha1.Approval{Device: v1alpha1.ObjectRef{Namespace: "approvals", Name: "ghost"}, ApprovedBy: "dr.b", Ticket: "CAB-1", Justification: "test",
+			NotBefore: metav1.NewTime(now), NotAfter: metav1.NewTime(now.Add(time.Hour))}}}
+	g.Expect(env.Client.Create(ctx, ghost)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), ghost) })
+	phase := func(g Gomega, name string) string {
+		var a v1alpha1.AccessGrant
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: name}, &a)).To(Succeed())
+		return string(a.Status.Phase) + "/" + a.Status.Reason
 	}
 	g.Eventually(func(g Gomega) {
-		g.Expect(policy(g).Status.IneffectiveApprovals).To(ConsistOf(
-			"exception ghost: device approvals/ghost does not exist",
-			"access grant typo: device approvals/pump declares no flow vendor-maint",
-			"access grant standing: flow emr of approvals/pump is standing (no access: Granted, no external peer): the grant changes nothing",
-			"access grant elsewhere: device other-ward/pump does not exist",
-		))
+		g.Expect(phase(g, "approvals-typo")).To(Equal("Ineffective/FlowNotFound"))
+		g.Expect(phase(g, "approvals-standing")).To(Equal("Ineffective/FlowNeedsNoGrant"))
+		g.Expect(phase(g, "approvals-elsewhere")).To(Equal("Ineffective/DeviceNotFound"))
+		g.Expect(phase(g, "approvals-fine")).To(Equal("Active/WindowOpen"))
+		g.Expect(phase(g, "approvals-too-long")).To(Equal("Ineffective/WindowTooLong"))
+		g.Expect(phase(g, "approvals-later")).To(Equal("Pending/NotYetOpen"))
+		var e v1alpha1.SegmentException
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: "approvals-ghost"}, &e)).To(Succeed())
+		g.Expect(string(e.Status.Phase) + "/" + e.Status.Reason).To(Equal("Ineffective/DeviceNotFound"))
+		g.Expect(e.Status.Message).To(ContainSubstring("MedicalDevice approvals/ghost does not exist"))
+		g.Expect(getDevice(g, key).Status.Segmentation.AllowedFlows).To(ContainElement("vendor-maintenance"))
 	}, timeout, pollInterval).Should(Succeed())
-	// The device grows the flow the grant named: the policy notices without being touched.
+	g.Eventually(func(g Gomega) {
+		var evs corev1.EventList // a cluster-scoped object's Events are in namespace default
+		g.Expect(env.Client.List(ctx, &evs, client.InNamespace("default"))).To(Succeed())
+		g.Expect(evs.Items).To(ContainElement(And(HaveField("InvolvedObject.Name", "approvals-typo"), HaveField("Type", "Warning"), HaveField("Reason", "FlowNotFound"),
+			HaveField("Message", ContainSubstring("AccessGrant approvals-typo is Ineffective: MedicalDevice approvals/pump declares no flow vendor-maint")))))
+	}, timeout, pollInterval).Should(Succeed())
+	// The device grows the flow the grant named: the grant notices without being touched. The
+	// changed flows put the pump back in onboarding (Restricted), which does not allow the new
+	// Support flow: the grant is open but opens nothing, and says why.
 	var d v1alpha1.MedicalDevice
 	g.Expect(env.Client.Get(ctx, key, &d)).To(Succeed())
 	f := d.Spec.Flows[2]
@@ -341,7 +365,9 @@ func TestPolicyReportsApprovalsThatCannotTakeEffect(t *testing.T) {
 	d.Spec.Flows = append(d.Spec.Flows, f)
 	g.Expect(env.Client.Update(ctx, &d)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(policy(g).Status.IneffectiveApprovals).NotTo(ContainElement(ContainSubstring("access grant typo")))
-		g.Expect(policy(g).Status.IneffectiveApprovals).To(HaveLen(3))
+		g.Expect(phase(g, "approvals-typo")).To(Equal("Ineffective/ModeBlocksFlow"))
+		var a v1alpha1.AccessGrant
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Name: "approvals-typo"}, &a)).To(Succeed())
+		g.Expect(a.Status.Message).To(ContainSubstring("mode Restricted does not allow Support flows"))
 	}, timeout, pollInterval).Should(Succeed())
 }

@@ -57,7 +57,7 @@ func TestAuditAndExplainOnTheLiveCluster(t *testing.T) {
 				minePols = append(minePols, p)
 			}
 		}
-		return cli.BuildAudit(mine, minePols)
+		return cli.BuildAudit(mine, minePols, v1alpha1.Approvals{})
 	}
 	g.Eventually(func(g Gomega) {
 		r := report(g)

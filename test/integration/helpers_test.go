@@ -125,6 +125,11 @@ func applyHospital(t *testing.T, path, suffix string) []types.NamespacedName {
 	for _, o := range objs {
 		u := o.Object.DeepCopy()
 		renameForTest(u.Object, suffix)
+		if k := u.GetKind(); k == "SegmentException" || k == "AccessGrant" {
+			// Cluster-scoped, named freely: each test hospital gets its own.
+			u.SetName(u.GetName() + suffix)
+			t.Cleanup(func() { _ = env.Client.Delete(context.Background(), u) })
+		}
 		demo.FreshenExceptions(u, time.Now())
 		// Renaming namespaces changed the flows' peer selectors: approve the renamed flows, as
 		// the hospital's commissioner would have.

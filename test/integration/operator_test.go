@@ -116,13 +116,12 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 	t.Run("an exception caps the mode and expires on its own", func(t *testing.T) {
 		g := NewWithT(t)
 		now := time.Now().UTC().Truncate(time.Second)
-		updatePolicy(g, critical, func(p *v1alpha1.SegmentPolicy) {
-			p.Spec.Exceptions = append(p.Spec.Exceptions, v1alpha1.Exception{
-				Name: "pump-emr", Device: v1alpha1.ObjectRef{Namespace: icu, Name: pump.Name}, MaxMode: v1alpha1.ModeRestricted,
-				ApprovedBy: "Dr. B. Chen (ICU)", Justification: "EMR documentation during vendor fix",
-				ApprovedAt: metav1Time(now.Add(-time.Minute)), ExpiresAt: metav1Time(now.Add(6 * time.Second)),
-			})
-		})
+		e := &v1alpha1.SegmentException{ObjectMeta: metav1ObjectMeta("pump-emr-"+icu, ""), Spec: v1alpha1.SegmentExceptionSpec{
+			MaxMode: v1alpha1.ModeRestricted, Approval: v1alpha1.Approval{
+				Device: v1alpha1.ObjectRef{Namespace: icu, Name: pump.Name}, ApprovedBy: "Dr. B. Chen (ICU)", Ticket: "CAB-7", Justification: "EMR documentation during vendor fix",
+				NotBefore: metav1Time(now.Add(-time.Minute)), NotAfter: metav1Time(now.Add(6 * time.Second))}}}
+		g.Expect(env.Client.Create(context.Background(), e)).To(Succeed())
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), e) })
 		g.Eventually(func(g Gomega) {
 			d := getDevice(g, pump)
 			g.Expect(d.Status.Segmentation.Mode).To(Equal(v1alpha1.ModeRestricted))
@@ -130,7 +129,7 @@ func TestSmallHospitalEndToEnd(t *testing.T) {
 			g.Expect(d.Status.Segmentation.ActiveException.ApprovedBy).To(Equal("Dr. B. Chen (ICU)"))
 			g.Expect(ports(getCNP(g, icu, "medseg-infusion-pump-bed-12"))).To(ContainSubstring("egress:2575/TCP"))
 		}, timeout, 100*time.Millisecond).Should(Succeed())
-		// Nothing else changes: the requeue at expiresAt alone must restore Quarantine.
+		// Nothing else changes: the requeue at notAfter alone must restore Quarantine.
 		g.Eventually(func(g Gomega) {
 			d := getDevice(g, pump)
 			g.Expect(d.Status.Segmentation.Mode).To(Equal(v1alpha1.ModeQuarantine))

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/internal/cli"
 	"github.com/medseg/medseg/internal/report"
 	"github.com/medseg/medseg/internal/testenv"
 )
@@ -39,17 +39,27 @@ func TestLiveReport(t *testing.T) {
 	devices := applySamples(t, sfx)
 	createGateways(t, devices)
 	now := time.Now().UTC().Truncate(time.Second)
-	updatePolicy(g, "critical-care"+sfx, func(p *v1alpha1.SegmentPolicy) {
-		p.Spec.AccessGrants = append(p.Spec.AccessGrants, v1alpha1.AccessGrant{
-			Name: "acme-firmware-check", Device: v1alpha1.ObjectRef{Namespace: "icu" + sfx, Name: "infusion-pump-bed-12"}, Flow: "vendor-maintenance",
-			NotBefore: metav1.NewTime(now.Add(-time.Minute)), NotAfter: metav1.NewTime(now.Add(4 * time.Hour)), ApprovedBy: "M. Chen (security)", Ticket: "VND-7781"})
-	})
+	grant := accessGrant("acme-firmware-check"+sfx, v1alpha1.ObjectRef{Namespace: "icu" + sfx, Name: "infusion-pump-bed-12"}, "vendor-maintenance", now.Add(-time.Minute), 4*time.Hour)
+	g.Expect(env.Client.Create(ctx, &grant)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), &grant) })
 	mine := func(g Gomega) report.Input {
 		var devs v1alpha1.MedicalDeviceList
 		g.Expect(env.Client.List(ctx, &devs)).To(Succeed())
 		var pols v1alpha1.SegmentPolicyList
 		g.Expect(env.Client.List(ctx, &pols)).To(Succeed())
 		in := report.Input{Now: time.Now(), Source: "the live cluster"}
+		approvals, err := cli.ListApprovals(ctx, env.Client, "")
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, e := range approvals.Exceptions {
+			if e.Spec.Device.Namespace == "nicu"+sfx {
+				in.Approvals.Exceptions = append(in.Approvals.Exceptions, e)
+			}
+		}
+		for _, a := range approvals.Grants {
+			if a.Spec.Device.Namespace == "icu"+sfx {
+				in.Approvals.Grants = append(in.Approvals.Grants, a)
+			}
+		}
 		for _, d := range devs.Items {
 			for _, ns := range sampleNamespaces {
 				if d.Namespace == ns+sfx {
