@@ -57,7 +57,9 @@ func TestFullGatewayGetsNoMoreFlows(t *testing.T) {
 	capacity := 2*entries + 1
 	_, _ = runOperatorWith(t, func(c *operator.Config) { c.PolicyMapCapacity = capacity })
 
-	key := func(i int) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("monitor-%d", i)} }
+	key := func(i int) types.NamespacedName {
+		return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("monitor-%d", i)}
+	}
 	for i := 1; i <= 3; i++ {
 		d := monitor(i)
 		g.Expect(env.Client.Create(ctx, d)).To(Succeed())
