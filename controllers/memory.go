@@ -139,7 +139,8 @@ func (m *RiskMemory) Remember(ctx context.Context, dev *v1alpha1.MedicalDevice, 
 			return nil
 		}
 		delete(m.shards, i) // another leader wrote meanwhile, or it is gone: read it again
-		if attempt > 0 || !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)) {
+		retryable := apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)
+		if attempt > 0 || !retryable {
 			return fmt.Errorf("writing the risk memory %s/%s: %w", m.Namespace, next.Name, err)
 		}
 	}

@@ -69,7 +69,7 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 				ApprovedBy: "m.chen", Ticket: ticket, Justification: "firmware"}}}
 	}
 	in.Approvals.Grants = []v1alpha1.AccessGrant{g("now", -time.Hour, "VND-1"), g("tomorrow", 24*time.Hour, "VND-2"), g("last-month", -30*24*time.Hour, "VND-0"),
-		{ObjectMeta: metav1.ObjectMeta{Name: "typo"}, Spec: v1alpha1.AccessGrantSpec{Flow: "vendor-maintenace", Approval: v1alpha1.Approval{Device: pump,
+		{ObjectMeta: metav1.ObjectMeta{Name: "typo"}, Spec: v1alpha1.AccessGrantSpec{Flow: "vendor-upkeep", Approval: v1alpha1.Approval{Device: pump,
 			NotBefore: metav1.NewTime(now.Add(-time.Hour)), NotAfter: metav1.NewTime(now.Add(time.Hour)), ApprovedBy: "m.chen", Ticket: "VND-3", Justification: "typo"}}}}
 	r, err := OfflineReport(in, now, "test")
 	if err != nil {
