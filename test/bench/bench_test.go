@@ -84,6 +84,8 @@ type Result struct {
 	GuardWrites          int     `json:"guardColdStartWrites"`
 	GuardKEVWrites       int     `json:"guardKEVWrites"`
 	HeapAfterConvergeMiB float64 `json:"heapAfterConvergeMiB"`
+	// Approvals: grant churn and many exceptions at once, against the running operator.
+	Approvals ApprovalResult `json:"approvals"`
 }
 
 func TestBench(t *testing.T) {
@@ -243,9 +245,17 @@ func TestBench(t *testing.T) {
 	time.Sleep(2 * time.Second) // writes would follow the reads at once
 	r.ResyncWrites = counter.Writes()
 
-	// A KEV entry for 10% of the devices, applied by the feed's field manager.
+	// A KEV entry for 10% of the devices (MEDSEG_BENCH_KEV_EVERY=100: 1%), applied by the feed's
+	// field manager.
+	kevEvery := 10
+	if v := os.Getenv("MEDSEG_BENCH_KEV_EVERY"); v != "" {
+		var err error
+		if kevEvery, err = strconv.Atoi(v); err != nil || kevEvery < 1 {
+			t.Fatalf("MEDSEG_BENCH_KEV_EVERY=%q: want a positive integer", v)
+		}
+	}
 	var changed []types.NamespacedName
-	for i := 0; i < n; i += 10 {
+	for i := 0; i < n; i += kevEvery {
 		changed = append(changed, devices[i])
 	}
 	r.KEVDevices = len(changed)
@@ -287,6 +297,21 @@ func TestBench(t *testing.T) {
 	sort.Float64s(latencies)
 	r.KEVP50Seconds = latencies[len(latencies)/2]
 	r.KEVP99Seconds = latencies[min(len(latencies)-1, len(latencies)*99/100)]
+
+	// Approvals: 100 grants created, opened and expired within a minute; then 5,000 exceptions
+	// (MEDSEG_BENCH_APPROVALS) at once, at most half the devices.
+	var granted []types.NamespacedName
+	for i := 5; i < n; i += 10 {
+		granted = append(granted, devices[i])
+	}
+	many := min(5000, n/2)
+	if v := os.Getenv("MEDSEG_BENCH_APPROVALS"); v != "" {
+		var err error
+		if many, err = strconv.Atoi(v); err != nil || many < 1 {
+			t.Fatalf("MEDSEG_BENCH_APPROVALS=%q: want a positive integer", v)
+		}
+	}
+	r.Approvals = benchApprovals(t, c, wc, counter, granted, devices, 100, many)
 	stop()
 
 	report(t, r)
@@ -297,6 +322,9 @@ func TestBench(t *testing.T) {
 	// twice; with it about 1.3 times (echoes that outrun the apply's response still pass).
 	if r.ColdStartReconcilesPerDevice > 1.75 {
 		t.Errorf("a cold start reconciled each device %.2f times: are medseg's own CNP events dropped?", r.ColdStartReconcilesPerDevice)
+	}
+	if a := r.Approvals; a.ReconcilesPerChange > 1.5 || a.DeviceWritesPerChange > 2 {
+		t.Errorf("an approval change cost %.2f device reconciles and %.2f device writes", a.ReconcilesPerChange, a.DeviceWritesPerChange)
 	}
 	if r.GuardKEVWrites != 0 {
 		t.Errorf("a KEV update (no address or gateway changed) rewrote guards %d times", r.GuardKEVWrites)
@@ -318,6 +346,11 @@ func report(t *testing.T, r Result) {
 	t.Logf("resync writes: %d; KEV on %d devices: p50 %.2fs p99 %.2fs, %.2f writes per changed device",
 		r.ResyncWrites, r.KEVDevices, r.KEVP50Seconds, r.KEVP99Seconds, r.KEVWritesPerDevice)
 	t.Logf("heap after convergence %.1f MiB, %.1f MiB per 1,000 devices", r.HeapAfterConvergeMiB, r.HeapMiBPer1000)
+	a := r.Approvals
+	t.Logf("approval churn: %d grants created, opened %.0fs and expired %.0fs later (%d changes, %.0fs): per change %.2f device reconciles, %.2f device writes, %.2f approval status writes (%d other writes); notBefore to flow open p50 %.2fs p99 %.2fs, notAfter to closed p99 %.2fs",
+		a.ChurnGrants, a.ChurnOpenAfter, a.ChurnCloseAfter, a.ChurnChanges, a.ChurnSeconds, a.ReconcilesPerChange, a.DeviceWritesPerChange, a.ApprovalStatusPerChange, a.OtherWrites,
+		a.OpenP50Seconds, a.OpenP99Seconds, a.CloseP99Seconds)
+	t.Logf("%d exceptions at once: all Active in %.1fs; per exception %.2f device reconciles, %.2f writes", a.ManyExceptions, a.ManySeconds, a.ManyReconcilesPerApproval, a.ManyWritesPerApproval)
 	dir := filepath.Join(testenv.RepoRoot(), "test", "output")
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		raw, _ := json.MarshalIndent(r, "", "  ")
@@ -391,6 +424,9 @@ func benchDevice(name, ns, gw string, i int) *v1alpha1.MedicalDevice {
 			},
 			Vulnerabilities: []v1alpha1.Vulnerability{{ID: "CVE-2025-1000", CVSS: "7.5", EPSS: "0.02"}},
 		},
+	}
+	if i%10 == 5 { // vendor access only inside an AccessGrant (the approval churn)
+		d.Spec.Flows[2].Access = v1alpha1.AccessGranted
 	}
 	// A hospital in clinical use: its devices are commissioned, so risk alone sets their mode.
 	d.Spec.Commissioning = &v1alpha1.Commissioning{ApprovedBy: "biomed", ApprovedAt: metav1.NewTime(time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)),

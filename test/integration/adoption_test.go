@@ -358,12 +358,11 @@ func TestApprovalPhases(t *testing.T) {
 	// The device grows the flow the grant named: the grant notices without being touched. The
 	// changed flows put the pump back in onboarding (Restricted), which does not allow the new
 	// Support flow: the grant is open but opens nothing, and says why.
-	var d v1alpha1.MedicalDevice
-	g.Expect(env.Client.Get(ctx, key, &d)).To(Succeed())
-	f := d.Spec.Flows[2]
-	f.Name = "vendor-maint"
-	d.Spec.Flows = append(d.Spec.Flows, f)
-	g.Expect(env.Client.Update(ctx, &d)).To(Succeed())
+	updateDevice(g, key, func(d *v1alpha1.MedicalDevice) {
+		f := d.Spec.Flows[2]
+		f.Name = "vendor-maint"
+		d.Spec.Flows = append(d.Spec.Flows, f)
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(phase(g, "approvals-typo")).To(Equal("Ineffective/ModeBlocksFlow"))
 		var a v1alpha1.AccessGrant

@@ -93,11 +93,11 @@ func TestFullGatewayGetsNoMoreFlows(t *testing.T) {
 
 	// A new flow on an enforced device would add entries: it is not added, the policy in place stays.
 	before := getCNP(g, ns, render.DeviceObjectName("monitor-2")).Annotations[v1alpha1.AnnotationContentHash]
-	d := getDevice(g, key(2))
-	d.Spec.Flows = append(d.Spec.Flows, v1alpha1.Flow{Name: "emr", Direction: v1alpha1.DirectionFromDevice, Tier: v1alpha1.TierClinical, GatewayPort: 2576, PeerPort: 2576,
-		Peers: []v1alpha1.Peer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "emr"}}},
-			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "emr-standby"}}}, {PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "emr-archive"}}}}})
-	g.Expect(env.Client.Update(ctx, d)).To(Succeed())
+	updateDevice(g, key(2), func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Flows = append(d.Spec.Flows, v1alpha1.Flow{Name: "emr", Direction: v1alpha1.DirectionFromDevice, Tier: v1alpha1.TierClinical, GatewayPort: 2576, PeerPort: 2576,
+			Peers: []v1alpha1.Peer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "emr"}}},
+				{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "emr-standby"}}}, {PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "emr-archive"}}}}})
+	})
 	g.Eventually(func(g Gomega) {
 		d := getDevice(g, key(2))
 		g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))

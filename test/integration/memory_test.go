@@ -41,11 +41,23 @@ func TestRiskSurvivesDeletion(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	updatePolicy(g, "memory", func(p *v1alpha1.SegmentPolicy) { p.Spec.RiskResponse.OutOfCycle = v1alpha1.ModeQuarantine })
-	d := getDevice(g, key)
-	d.Spec.Vulnerabilities = []v1alpha1.Vulnerability{{ID: "CVE-2026-4242", KnownExploited: true, Automatable: true, CVSS: "9.8"}}
-	g.Expect(env.Client.Update(ctx, d)).To(Succeed())
+	edit := func(mutate func(*v1alpha1.MedicalDevice)) { // medseg writes status meanwhile: retry on conflict
+		g.Eventually(func() error {
+			var d v1alpha1.MedicalDevice
+			if err := env.Client.Get(ctx, key, &d); err != nil {
+				return err
+			}
+			mutate(&d)
+			return env.Client.Update(ctx, &d)
+		}, timeout, pollInterval).Should(Succeed())
+	}
+	edit(func(d *v1alpha1.MedicalDevice) {
+		d.Spec.Vulnerabilities = []v1alpha1.Vulnerability{{ID: "CVE-2026-4242", KnownExploited: true, Automatable: true, CVSS: "9.8"}}
+	})
 	g.Eventually(func(g Gomega) {
 		d := getDevice(g, key)
+		g.Expect(d.Status.Risk).NotTo(BeNil())
+		g.Expect(d.Status.Segmentation).NotTo(BeNil())
 		g.Expect(d.Status.Risk.Priority).To(Equal(v1alpha1.PriorityOutOfCycle))
 		g.Expect(d.Status.Segmentation.Mode).To(Equal(v1alpha1.ModeQuarantine))
 		var cms corev1.ConfigMapList
@@ -72,6 +84,7 @@ func TestRiskSurvivesDeletion(t *testing.T) {
 		d := getDevice(g, key)
 		g.Expect(d.UID).NotTo(Equal(oldUID))
 		g.Expect(d.Status.Risk).NotTo(BeNil())
+		g.Expect(d.Status.Segmentation).NotTo(BeNil())
 		g.Expect(d.Status.Risk.Priority).To(Equal(v1alpha1.PriorityOutOfCycle), d.Status.Risk.Summary)
 		g.Expect(d.Status.Risk.Summary).To(ContainSubstring("held at the last known priority of this device before it was deleted and created again"))
 		g.Expect(d.Status.Segmentation.Mode).To(Equal(v1alpha1.ModeQuarantine))
@@ -90,10 +103,10 @@ func TestRiskSurvivesDeletion(t *testing.T) {
 
 	// A feed writes to the new object (VEX: the vulnerability is fixed in its firmware): from
 	// then on its own inputs decide.
-	d = getDevice(g, key)
-	d.Annotations = map[string]string{v1alpha1.FeedAnnotationPrefix + "vex": fmt.Sprintf("%s test-mirror", time.Now().UTC().Add(time.Second).Format(time.RFC3339))}
-	d.Spec.Vulnerabilities = []v1alpha1.Vulnerability{{ID: "CVE-2026-4242", Status: v1alpha1.VulnFixed}}
-	g.Expect(env.Client.Update(ctx, d)).To(Succeed())
+	edit(func(d *v1alpha1.MedicalDevice) {
+		d.Annotations = map[string]string{v1alpha1.FeedAnnotationPrefix + "vex": fmt.Sprintf("%s test-mirror", time.Now().UTC().Add(time.Second).Format(time.RFC3339))}
+		d.Spec.Vulnerabilities = []v1alpha1.Vulnerability{{ID: "CVE-2026-4242", Status: v1alpha1.VulnFixed}}
+	})
 	g.Eventually(func(g Gomega) {
 		d := getDevice(g, key)
 		g.Expect(d.Status.Risk.Priority).To(Equal(v1alpha1.PriorityDefer), d.Status.Risk.Summary)
