@@ -107,19 +107,25 @@ func setGatewayCapacity(s *v1alpha1.MedicalDeviceStatus, gen int64, l *gatewayLo
 		meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionGatewayCapacity)
 		return
 	}
-	load := l.String()
+	// Within capacity, no numbers: they move with every neighbour, and a status that changed
+	// on each resync would be written on each resync. The SegmentPolicy lists the loads.
+	within := fmt.Sprintf("its gateway pods are below %.0f%% of Cilium's policy map (%s entries); SegmentPolicy status.gateways lists the most loaded",
+		100*render.CapacityWarnRatio, discover.Thousands(int64(l.Capacity)))
+	setCapacityCondition(&s.Conditions, gen, l.Entries, l.Capacity, l.String(),
+		"medseg adds no flows to it (the policy in place stays) rather than let Cilium fail to regenerate the gateway's policy; split the devices over more gateway deployments", within)
+}
+
+// setCapacityCondition sets GatewayCapacity from a load of entries against capacity: False
+// OverCapacity above it (load, then over), False NearCapacity from 75% (load and the ratio),
+// else True WithinCapacity (within).
+func setCapacityCondition(conds *[]metav1.Condition, gen int64, entries, capacity int, load, over, within string) {
 	switch {
-	case l.over():
-		setCondition(&s.Conditions, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonOverCapacity,
-			load+": medseg adds no flows to it (the policy in place stays) rather than let Cilium fail to regenerate the gateway's policy; split the devices over more gateway deployments")
-	case float64(l.Entries) >= render.CapacityWarnRatio*float64(l.Capacity):
-		setCondition(&s.Conditions, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonNearCapacity,
+	case entries > capacity:
+		setCondition(conds, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonOverCapacity, load+": "+over)
+	case float64(entries) >= render.CapacityWarnRatio*float64(capacity):
+		setCondition(conds, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonNearCapacity,
 			load+fmt.Sprintf(": at %.0f%% of the policy map or more", 100*render.CapacityWarnRatio))
 	default:
-		// No numbers here: they move with every neighbour, and a status that changes on each
-		// resync would be written on each resync. The SegmentPolicy lists the loads.
-		setCondition(&s.Conditions, gen, v1alpha1.ConditionGatewayCapacity, true, v1alpha1.ReasonWithinCapacity,
-			fmt.Sprintf("its gateway pods are below %.0f%% of Cilium's policy map (%s entries); SegmentPolicy status.gateways lists the most loaded",
-				100*render.CapacityWarnRatio, discover.Thousands(int64(l.Capacity))))
+		setCondition(conds, gen, v1alpha1.ConditionGatewayCapacity, true, v1alpha1.ReasonWithinCapacity, within)
 	}
 }

@@ -177,16 +177,9 @@ func setCapacity(st *v1alpha1.SegmentPolicyStatus, gen int64, f policyFacts) {
 	}
 	top := f.Gateways[0]
 	load := fmt.Sprintf("gateway %s/%s: %d of %d policy map entries (estimated) for %d devices", top.Namespace, top.Pod, top.Entries, top.Capacity, top.Devices)
-	switch {
-	case int(top.Entries) > f.Capacity:
-		setCondition(&st.Conditions, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonOverCapacity,
-			load+": above Cilium's per-endpoint policy map, whose overflow stops the gateway's policy from regenerating; split the devices over more gateway deployments")
-	case float64(top.Entries) >= render.CapacityWarnRatio*float64(f.Capacity):
-		setCondition(&st.Conditions, gen, v1alpha1.ConditionGatewayCapacity, false, v1alpha1.ReasonNearCapacity,
-			load+fmt.Sprintf(": at %.0f%% of the policy map or more", 100*render.CapacityWarnRatio))
-	default:
-		setCondition(&st.Conditions, gen, v1alpha1.ConditionGatewayCapacity, true, v1alpha1.ReasonWithinCapacity, "most loaded "+load)
-	}
+	setCapacityCondition(&st.Conditions, gen, int(top.Entries), f.Capacity, load,
+		"above Cilium's per-endpoint policy map, whose overflow stops the gateway's policy from regenerating; medseg adds no flows to it; split the devices over more gateway deployments",
+		"most loaded "+load)
 }
 
 // gatewayLoads estimates each gateway pod's policy map: the policyMapEntries every device

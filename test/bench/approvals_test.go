@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -126,24 +127,7 @@ func benchApprovals(t *testing.T, c client.Client, wc client.WithWatch, counter 
 		return done == r.ChurnGrants
 	})
 	// Every grant's status says Expired, and nothing more is written.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var l v1alpha1.AccessGrantList
-		must(t, c.List(ctx, &l))
-		expired := 0
-		for _, g := range l.Items {
-			if strings.HasPrefix(g.Name, "churn-") && g.Status.Phase == v1alpha1.ApprovalExpired {
-				expired++
-			}
-		}
-		if expired == r.ChurnGrants {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d churn grants Expired", expired, r.ChurnGrants)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitPhase(t, c, &v1alpha1.AccessGrantList{}, "churn-", v1alpha1.ApprovalExpired, r.ChurnGrants, time.Minute)
 	time.Sleep(2 * time.Second)
 	r.ChurnSeconds = time.Since(start).Seconds()
 	after := counter.Snapshot()
@@ -171,24 +155,7 @@ func benchApprovals(t *testing.T, c client.Client, wc client.WithWatch, counter 
 			Spec: v1alpha1.SegmentExceptionSpec{MaxMode: v1alpha1.ModeRestricted, Approval: v1alpha1.Approval{Device: v1alpha1.ObjectRef{Namespace: k.Namespace, Name: k.Name},
 				NotBefore: metav1.NewTime(now.Add(-time.Minute)), NotAfter: metav1.NewTime(now.Add(24 * time.Hour)), ApprovedBy: "bench", Ticket: "CAB-1", Justification: "many"}}}))
 	})
-	deadline = time.Now().Add(time.Duration(r.ManyExceptions/10+120) * time.Second)
-	for {
-		var l v1alpha1.SegmentExceptionList
-		must(t, c.List(ctx, &l))
-		active := 0
-		for _, e := range l.Items {
-			if strings.HasPrefix(e.Name, "many-") && e.Status.Phase == v1alpha1.ApprovalActive {
-				active++
-			}
-		}
-		if active == r.ManyExceptions {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d exceptions Active", active, r.ManyExceptions)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitPhase(t, c, &v1alpha1.SegmentExceptionList{}, "many-", v1alpha1.ApprovalActive, r.ManyExceptions, time.Duration(r.ManyExceptions/10+120)*time.Second)
 	excepted := map[types.NamespacedName]bool{}
 	for _, k := range all[:r.ManyExceptions] {
 		excepted[k] = true
@@ -204,4 +171,34 @@ func benchApprovals(t *testing.T, c client.Client, wc client.WithWatch, counter 
 		(before["create"] + before["update"] + before["patch"] + before["apply"] + before["delete"] + before["status"])
 	r.ManyWritesPerApproval = float64(writes) / float64(r.ManyExceptions)
 	return r
+}
+
+// waitPhase polls a kind of approval until want of those whose name has the prefix are in the
+// phase.
+func waitPhase(t *testing.T, c client.Client, list client.ObjectList, prefix string, phase v1alpha1.ApprovalPhase, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		l := list.DeepCopyObject().(client.ObjectList)
+		must(t, c.List(context.Background(), l))
+		items, err := meta.ExtractList(l)
+		must(t, err)
+		n := 0
+		for _, it := range items {
+			a := it.(interface {
+				client.Object
+				GetApprovalStatus() *v1alpha1.ApprovalStatus
+			})
+			if strings.HasPrefix(a.GetName(), prefix) && a.GetApprovalStatus().Phase == phase {
+				n++
+			}
+		}
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d %T %s", n, want, list, phase)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }

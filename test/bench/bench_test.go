@@ -204,6 +204,12 @@ func TestBench(t *testing.T) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	r.HeapAfterConvergeMiB = float64(after.HeapAlloc) / (1 << 20)
+	if dir := os.Getenv("MEDSEG_BENCH_PROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, "heap-after-converge.pprof"))
+		must(t, err)
+		must(t, pprof.WriteHeapProfile(f))
+		_ = f.Close()
+	}
 	r.HeapMiBPer1000 = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / (1 << 20) / (float64(n) / 1000)
 	// Let the coalesced SegmentPolicy recounts land before stopping.
 	waitPolicies(t, c, n)
