@@ -10,7 +10,7 @@ BIN          := $(CURDIR)/bin
 VERSION      ?= $(shell cat VERSION)
 IMG          ?= ghcr.io/medseg/medseg:dev
 # The version is stamped into both binaries (kubectl medseg version, manager --version).
-LDFLAGS      := -s -w -X github.com/medseg/medseg/internal/cli.Version=v$(VERSION)
+LDFLAGS      := -s -w -X github.com/medseg/medseg/internal/version.Version=v$(VERSION)
 
 CONTROLLER_GEN_VERSION ?= v0.21.0
 KUSTOMIZE_VERSION      ?= v5.8.2
@@ -123,6 +123,11 @@ bench-50k: ## Opt-in, about an hour on 2 cores: the operator at 50,000 devices (
 build: ## Build the manager and the kubectl plugin.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/manager .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
+
+.PHONY: release
+release: $(HELM) ## Build the release offline into dist/ (VERSION=x.y.z): binaries, the image as an OCI layout with its SBOM, the chart, the krew manifest, checksums.txt. RELEASE_FLAGS narrows it (e.g. -platforms linux/amd64).
+	$(GO) run ./hack/release -version $(VERSION) -out dist -helm $(HELM) $(RELEASE_FLAGS)
+	MEDSEG_RELEASE_DIR=$(CURDIR)/dist MEDSEG_RELEASE_VERSION=$(VERSION) $(GO) test ./test/packaging -run '^TestRelease$$' -count=1 -v
 
 .PHONY: krew-manifest
 krew-manifest: ## Write plugins/medseg.yaml (the krew manifest) for VERSION; placeholder checksums until make release.

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/medseg/medseg/internal/operator"
+	"github.com/medseg/medseg/internal/version"
 )
 
 func main() {
@@ -41,9 +42,25 @@ func main() {
 	flag.IntVar(&c.PolicyMapCapacity, "policy-map-capacity", 16384, "Cilium's per-endpoint policy map size (bpf-policy-map-max): devices and SegmentPolicies warn at 75% of it, and above it medseg adds no flows to the gateway")
 	flag.DurationVar(&c.TrafficWindow, "traffic-window", 24*time.Hour, "how far back observed traffic counts")
 	flag.DurationVar(&c.TrafficInterval, "traffic-status-interval", time.Minute, "shortest time between two observed-traffic status writes of one device")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	checkInstall := flag.Bool("check-install", false, "check the installation (every medseg CRD Established, the manager Deployment ready) and exit: what the chart's helm test runs")
+	checkNamespace := flag.String("check-namespace", "", "with --check-install: the manager Deployment's namespace")
+	checkDeployment := flag.String("check-deployment", "medseg", "with --check-install: the manager Deployment's name")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		version.Print("medseg manager")
+		return
+	}
+	if *checkInstall {
+		if err := operator.CheckInstallUntil(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), *checkNamespace, *checkDeployment, 2*time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "medseg is not ready:", err)
+			os.Exit(1)
+		}
+		fmt.Println("medseg is ready: its CRDs are established and the manager Deployment has a ready replica")
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 	c.QPS = float32(qps)
 	// The chart mounts one Secret for all three files; a Secret with only ca.crt means TLS
@@ -67,7 +84,7 @@ func main() {
 		log.Error(err, "unable to start medseg")
 		os.Exit(1)
 	}
-	log.Info("starting medseg", "leaderElection", c.LeaderElection, "watchNamespaces", c.WatchNamespaces)
+	log.Info("starting medseg", "version", version.String(), "leaderElection", c.LeaderElection, "watchNamespaces", c.WatchNamespaces)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "medseg stopped with an error")
 		os.Exit(1)

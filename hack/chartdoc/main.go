@@ -42,11 +42,35 @@ func run(dir string) error {
 	for _, v := range values {
 		fmt.Fprintf(&table, "| `%s` | %s | `%s` | %s |\n", v.Key, v.Type, strings.ReplaceAll(v.Default, "|", "\\|"), v.Description)
 	}
+	health, err := argoHealth(filepath.Join(dir, "files", "health"))
+	if err != nil {
+		return err
+	}
 	var out bytes.Buffer
-	if err := tmpl.Execute(&out, map[string]string{"Values": table.String()}); err != nil {
+	if err := tmpl.Execute(&out, map[string]string{"Values": table.String(), "ArgoHealth": health}); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "README.md"), out.Bytes(), 0o644)
+}
+
+// argoHealth is the argocd-cm snippet of the chart's health checks (files/health): one key per
+// kind, the script indented under it.
+func argoHealth(dir string) (string, error) {
+	var b strings.Builder
+	for _, k := range []struct{ kind, file string }{
+		{"MedicalDevice", "conditions.lua"}, {"SegmentPolicy", "conditions.lua"},
+		{"SegmentException", "approval.lua"}, {"AccessGrant", "approval.lua"},
+	} {
+		raw, err := os.ReadFile(filepath.Join(dir, k.file))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "resource.customizations.health.medseg.io_%s: |\n", k.kind)
+		for _, line := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
+			b.WriteString(strings.TrimRight("  "+line, " ") + "\n")
+		}
+	}
+	return b.String(), nil
 }
 
 // parse reads values.yaml line by line: a "# -- text" comment documents the next key; nested

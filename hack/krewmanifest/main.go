@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -66,6 +67,7 @@ func main() {
 	checksums := flag.String("checksums", "", "checksums.txt of the release (sha256sum format); empty: placeholders")
 	baseURL := flag.String("base-url", "https://github.com/medseg/medseg/releases/download", "where the release archives are published")
 	out := flag.String("out", "plugins/medseg.yaml", "manifest to write")
+	only := flag.String("platforms", "", "comma-separated os/arch to list (a reduced release); default: every platform")
 	flag.Parse()
 	if *version == "" {
 		fail("-version is required")
@@ -104,6 +106,9 @@ The medseg operator itself is installed with its Helm chart.`,
 		},
 	}
 	for _, pl := range Platforms {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), pl[0]+"/"+pl[1]) {
+			continue
+		}
 		name := Archive(v, pl[0], pl[1])
 		sum, ok := sums[name]
 		if !ok {

@@ -11,11 +11,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/medseg/medseg/internal/version"
 )
 
-// Version is the plugin's version, set at build time:
-// -ldflags "-X github.com/medseg/medseg/internal/cli.Version=v0.2.0".
-var Version = "dev"
+// Version is the plugin's version (internal/version, stamped at build time). Tests may set it.
+var Version = version.Version
 
 // VersionInfo is what `kubectl medseg version` reports.
 type VersionInfo struct {

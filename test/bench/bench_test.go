@@ -161,7 +161,7 @@ func TestBench(t *testing.T) {
 	r.BaselineSeconds = time.Since(start).Seconds()
 	r.BaselineBusyPercent = busy().since(cpu)
 	profiled()
-	must(t, c.DeleteAllOf(ctx, &ciliumv2.CiliumNetworkPolicy{}, client.InNamespace("baseline")))
+	deleteAllCNPs(t, c, "baseline")
 
 	// Cold start: operator start until every device is Ready.
 	runtime.GC()
@@ -540,6 +540,24 @@ func waitPolicies(t *testing.T, c client.Client, n int) {
 			t.Fatalf("SegmentPolicies count %d of %d devices", total, n)
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// deleteAllCNPs removes every CNP of a namespace. At 50,000 a single delete-collection outlives
+// the API server's request timeout; each call deletes part, so it is repeated until none is left.
+func deleteAllCNPs(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		err := c.DeleteAllOf(ctx, &ciliumv2.CiliumNetworkPolicy{}, client.InNamespace(ns))
+		var left ciliumv2.CiliumNetworkPolicyList
+		must(t, c.List(ctx, &left, client.InNamespace(ns), client.Limit(1)))
+		if len(left.Items) == 0 {
+			return
+		}
+		if attempt == 20 {
+			t.Fatalf("CNPs of namespace %s still there after 20 delete-collections (last: %v)", ns, err)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"os"
 	"os/exec"
@@ -95,14 +96,18 @@ func TestChartDefaults(t *testing.T) {
 	if args := strings.Join(toStrings(c["args"]), " "); !strings.Contains(args, "--leader-elect=true") {
 		t.Errorf("leader election must be on by default: %s", args)
 	}
-	for _, k := range []string{"PodDisruptionBudget", "ServiceMonitor", "CiliumNetworkPolicy"} {
+	for _, k := range []string{"ServiceMonitor", "CiliumNetworkPolicy"} {
 		if len(byKind(objs, k)) != 0 {
 			t.Errorf("%s must be opt-in", k)
 		}
 	}
+	if len(byKind(objs, "PodDisruptionBudget")) != 1 {
+		t.Error("with two replicas (the default) a PodDisruptionBudget must be on")
+	}
 	// Least privilege: no wildcards, no secrets, only the API groups medseg needs.
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, r := range byKind(objs, kind) {
+			hook := r.GetAnnotations()["helm.sh/hook"] == "test" // helm test: reads the CRDs and the Deployment by name
 			var role rbacv1.ClusterRole
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(r.Object, &role); err != nil {
 				t.Fatal(err)
@@ -124,6 +129,10 @@ func TestChartDefaults(t *testing.T) {
 				for _, g := range rule.APIGroups {
 					switch g {
 					case "", "medseg.io", "cilium.io", "networking.k8s.io", "events.k8s.io", "coordination.k8s.io":
+					case "apps", "apiextensions.k8s.io":
+						if !hook || len(rule.ResourceNames) == 0 || !slices.Equal(rule.Verbs, []string{"get"}) {
+							t.Errorf("%s %s reaches API group %q", kind, r.GetName(), g)
+						}
 					default:
 						t.Errorf("%s %s reaches API group %q", kind, r.GetName(), g)
 					}
@@ -427,5 +436,71 @@ func TestChartFeeds(t *testing.T) {
 	}
 	if _, stderr, err := helmTemplate(t, "feeds.enabled=true", "feeds.vex.products[0].manufacturer=Acme"); err == nil || !strings.Contains(stderr, "model") {
 		t.Errorf("an incomplete product mapping must be refused by the schema: %v %s", err, stderr)
+	}
+}
+
+// TestChartExtensibility renders the values a platform team sets in a typical hospital cluster:
+// private-registry pull secrets (its own and a parent chart's global ones), an existing
+// ServiceAccount, extra arguments, environment and volumes, pod labels, log format, client
+// limits; a second release gets its own admission policy names; bad values fail at the schema.
+func TestChartExtensibility(t *testing.T) {
+	objs, stderr, err := helmTemplate(t, "global.imagePullSecrets[0]=regcred", "imagePullSecrets[0].name=own",
+		"serviceAccount.create=false", "serviceAccount.name=existing", "extraArgs[0]=--traffic-window=12h",
+		"extraEnv[0].name=HTTPS_PROXY", "extraEnv[0].value=http://proxy:3128", "extraVolumes[0].name=ca", "extraVolumes[0].configMap.name=hospital-ca",
+		"extraVolumeMounts[0].name=ca", "extraVolumeMounts[0].mountPath=/etc/ssl/hospital", "podLabels.team=platform",
+		"logFormat=console", "kubeAPI.qps=50", "kubeAPI.burst=100", "global.someParentValue=x")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	dep := byKind(objs, "Deployment")[0]
+	pod, _, _ := unstructured.NestedMap(dep.Object, "spec", "template", "spec")
+	raw, _ := json.Marshal(pod)
+	for _, want := range []string{`"imagePullSecrets":[{"name":"regcred"},{"name":"own"}]`, `"serviceAccountName":"existing"`, `"--traffic-window=12h"`,
+		`"--zap-encoder=console"`, `"--kube-api-qps=50"`, `"--kube-api-burst=100"`, `{"name":"HTTPS_PROXY","value":"http://proxy:3128"}`,
+		`"mountPath":"/etc/ssl/hospital"`, `"configMap":{"name":"hospital-ca"}`, `"topologySpreadConstraints"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the manager pod lacks %s:\n%s", want, raw)
+		}
+	}
+	if lbls, _, _ := unstructured.NestedStringMap(dep.Object, "spec", "template", "metadata", "labels"); lbls["team"] != "platform" {
+		t.Errorf("pod labels %v", lbls)
+	}
+	for _, sa := range byKind(objs, "ServiceAccount") {
+		if sa.GetAnnotations()["helm.sh/hook"] == "" {
+			t.Errorf("serviceAccount.create=false must not create %s", sa.GetName())
+		}
+	}
+	other, stderr, err := helmTemplate(t, "nameOverride=x")
+	if err == nil || !strings.Contains(stderr, "nameOverride") {
+		t.Errorf("unknown values must fail at the schema: %v %s", len(other), stderr)
+	}
+	for _, bad := range []string{"logLevel=0", "logFormat=xml", "kubeAPI.qps=0"} {
+		if _, stderr, err := helmTemplate(t, bad); err == nil {
+			t.Errorf("%s must fail at the schema", bad)
+		} else if !strings.Contains(stderr, strings.Split(strings.Split(bad, "=")[0], ".")[0]) {
+			t.Errorf("%s: the error must name the value: %s", bad, stderr)
+		}
+	}
+	one, _, err := helmTemplate(t, "replicas=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byKind(one, "PodDisruptionBudget")) != 0 {
+		t.Error("one replica: a PodDisruptionBudget would block node drains")
+	}
+	args := []string{"template", "second", chartDir(), "-n", "medseg-2", "--kube-version", "1.36.0"}
+	out, err := exec.Command(helm, args...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := manifest.Decode("second", bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range second {
+		if k := o.Object.GetKind(); (k == "ValidatingAdmissionPolicy" || k == "ValidatingAdmissionPolicyBinding" || k == "ClusterRole") &&
+			!strings.HasPrefix(o.Object.GetName(), "second") {
+			t.Errorf("cluster-scoped %s %s does not carry the release name: two releases would collide", k, o.Object.GetName())
+		}
 	}
 }
