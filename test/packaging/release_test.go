@@ -113,7 +113,9 @@ func TestRelease(t *testing.T) {
 			t.Errorf("%s: /etc/passwd lacks the non-root user", plat)
 		}
 		var bom struct {
-			Metadata   struct{ Component struct{ Name, Version string } }
+			Metadata struct {
+				Component struct{ Name, Version string }
+			}
 			Components []struct{ Name, Version, Purl string }
 		}
 		sbom := files[strings.TrimPrefix(cfg.Config.Labels["dev.medseg.sbom"], "/")]
