@@ -35,13 +35,13 @@ func CheckInstall(ctx context.Context, c client.Reader, namespace, deployment st
 	}
 	var d appsv1.Deployment
 	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: deployment}, &d); err != nil {
-		return fmt.Errorf("Deployment %s/%s: %w", namespace, deployment, err)
+		return fmt.Errorf("the manager Deployment %s/%s: %w", namespace, deployment, err)
 	}
 	if d.Status.ObservedGeneration < d.Generation {
-		return fmt.Errorf("Deployment %s/%s: generation %d not observed yet", namespace, deployment, d.Generation)
+		return fmt.Errorf("the manager Deployment %s/%s: generation %d not observed yet", namespace, deployment, d.Generation)
 	}
 	if d.Status.ReadyReplicas < 1 {
-		return fmt.Errorf("Deployment %s/%s: no ready replica (%d of %d)", namespace, deployment, d.Status.ReadyReplicas, d.Status.Replicas)
+		return fmt.Errorf("the manager Deployment %s/%s: no ready replica (%d of %d)", namespace, deployment, d.Status.ReadyReplicas, d.Status.Replicas)
 	}
 	return nil
 }

@@ -176,7 +176,7 @@ func TestCheckInstall(t *testing.T) {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "medseg:test"}}}}}}
 	g.Expect(env.Client.Create(ctx, d)).To(Succeed())
 	err := operator.CheckInstall(ctx, env.Client, "check-install", "medseg")
-	g.Expect(err).To(MatchError(ContainSubstring("Deployment check-install/medseg")))
+	g.Expect(err).To(MatchError(ContainSubstring("the manager Deployment check-install/medseg")))
 	g.Expect(operator.CheckInstall(ctx, env.Client, "check-install", "absent")).To(MatchError(ContainSubstring("not found")))
 	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, ReadyReplicas: 1}
 	g.Expect(env.Client.Status().Update(ctx, d)).To(Succeed())
