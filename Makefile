@@ -125,8 +125,9 @@ build: ## Build the manager and the kubectl plugin.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/kubectl-medseg ./cmd/kubectl-medseg
 
 .PHONY: release
-release: $(HELM) ## Build the release offline into dist/ (VERSION=x.y.z): binaries, the image as an OCI layout with its SBOM, the chart, the krew manifest, checksums.txt. RELEASE_FLAGS narrows it (e.g. -platforms linux/amd64).
+release: $(HELM) $(KUSTOMIZE) ## Build the release offline into dist/ (VERSION=x.y.z): binaries, the image as an OCI layout with its SBOM, the chart, the krew manifest, checksums.txt. RELEASE_FLAGS narrows it (e.g. -platforms linux/amd64).
 	$(GO) run ./hack/release -version $(VERSION) -out dist -helm $(HELM) $(RELEASE_FLAGS)
+	assets="$$($(ENVTEST_ASSETS_CMD))"; KUBEBUILDER_ASSETS="$$assets" MEDSEG_HELM=$(HELM) MEDSEG_KUSTOMIZE=$(KUSTOMIZE) \
 	MEDSEG_RELEASE_DIR=$(CURDIR)/dist MEDSEG_RELEASE_VERSION=$(VERSION) $(GO) test ./test/packaging -run '^TestRelease$$' -count=1 -v
 
 .PHONY: krew-manifest
