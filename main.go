@@ -21,6 +21,8 @@ func main() {
 		namespaces string
 	)
 	flag.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	flag.BoolVar(&c.SecureMetrics, "metrics-secure", true, "serve metrics over HTTPS, only to requests whose bearer token the API server authenticates and authorizes for GET /metrics")
+	flag.StringVar(&c.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate)")
 	flag.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	flag.BoolVar(&c.LeaderElection, "leader-elect", true, "elect a leader so only one replica writes")
 	flag.StringVar(&c.MemoryNamespace, "risk-memory-namespace", "", "namespace of the risk memory ConfigMaps (medseg-risk-memory-*): devices' last known priority, kept across their deletion; medseg's own namespace, which device owners cannot write. Empty: remember nothing")

@@ -33,7 +33,8 @@ type ApprovalReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	// Kind is "SegmentException" or "AccessGrant".
-	Kind string
+	Kind    string
+	Metrics *Metrics
 }
 
 // newObject returns an empty object of the reconciler's kind.
@@ -64,6 +65,9 @@ func state(o approvalObject, dev *v1alpha1.MedicalDevice, pol *v1alpha1.SegmentP
 func (r *ApprovalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	o := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, o); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.observeApproval(r.Kind, req.Name, "", time.Time{})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	now := r.Clock.Now()
@@ -93,6 +97,7 @@ func (r *ApprovalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 	s := state(o, dev, pol, now)
+	r.Metrics.observeApproval(r.Kind, o.GetName(), s.Phase, o.GetApproval().NotAfter.Time)
 	st := o.GetApprovalStatus()
 	old := *st
 	changed := old.Phase != s.Phase || old.Reason != s.Reason
@@ -107,7 +112,9 @@ func (r *ApprovalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if !same {
 		*st = next
 		if err := r.Status().Update(ctx, o, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("writing the status of %s %s: %w", r.Kind, o.GetName(), err)
+			err = fmt.Errorf("writing the status of %s %s: %w", r.Kind, o.GetName(), err)
+			r.Metrics.reconcileError(strings.ToLower(r.Kind), err)
+			return ctrl.Result{}, err
 		}
 		if changed && r.Recorder != nil {
 			typ := corev1.EventTypeNormal

@@ -16,6 +16,7 @@ import (
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -65,6 +66,8 @@ type MedicalDeviceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=namespaces;pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // observed is what a device's decision depends on besides the device itself.
 type observed struct {
@@ -122,6 +125,7 @@ func (r *MedicalDeviceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil && ctx.Err() != nil {
 		return ctrl.Result{}, nil
 	}
+	r.Metrics.reconcileError("medicaldevice", err)
 	return res, err
 }
 
@@ -193,7 +197,12 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 			r.Recorder.Eventf(dev, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
 		}
 	}
-	r.Metrics.observeDevice(req.String(), st.Segmentation, st.Risk)
+	unsegmented := ""
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionSegmented); c != nil && c.Status != metav1.ConditionTrue {
+		unsegmented = c.Reason
+	}
+	r.Metrics.observeDevice(req.String(), st.Segmentation, st.Risk, unsegmented)
+	r.Metrics.observeFeeds(dev)
 	if !sameStatus(old, st) {
 		dev.Status = *st
 		if err := r.Status().Update(ctx, dev, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {

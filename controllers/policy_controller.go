@@ -7,6 +7,7 @@ import (
 
 	ciliumv2 "github.com/cilium/cilium/pkg/k8s/apis/cilium.io/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -42,6 +43,7 @@ func (r *SegmentPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil && ctx.Err() != nil {
 		return ctrl.Result{}, nil
 	}
+	r.Metrics.reconcileError("segmentpolicy", err)
 	return res, err
 }
 
@@ -51,6 +53,7 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	pol := &v1alpha1.SegmentPolicy{}
 	if err := r.Get(ctx, req.NamespacedName, pol); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.Metrics.forgetPolicy(req.Name)
 			return ctrl.Result{}, nil // the guard goes with it (owner reference)
 		}
 		return ctrl.Result{}, fmt.Errorf("reading SegmentPolicy %s: %w", req.Name, err)
@@ -98,6 +101,8 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 			r.Recorder.Eventf(pol, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
 		}
 	}
+	isolated := meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionIsolated)
+	r.Metrics.observePolicy(pol.Name, isolated, st.Gateways)
 	if !samePolicyStatus(old, st) {
 		pol.Status = *st
 		if err := r.Status().Update(ctx, pol, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {

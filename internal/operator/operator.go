@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -37,6 +38,12 @@ type Config struct {
 	LeaderElectionID       string
 	// LeaderElectionNamespace defaults to the pod's namespace when running in a cluster.
 	LeaderElectionNamespace string
+	// SecureMetrics serves the metrics endpoint over HTTPS (a self-signed certificate unless
+	// MetricsCertDir holds tls.crt and tls.key) and lets only requests whose bearer token the API
+	// server authenticates and authorizes for GET /metrics through (TokenReview,
+	// SubjectAccessReview), as controller-runtime's scaffold does.
+	SecureMetrics  bool
+	MetricsCertDir string
 	// MemoryNamespace holds the risk memory (controllers.RiskMemory): devices' last known
 	// priority, kept across their deletion. medseg's own namespace, which device owners cannot
 	// write; "" remembers nothing.
@@ -129,7 +136,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	opts := ctrl.Options{
 		Scheme:                        s,
 		Cache:                         cacheOpts,
-		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr, SecureServing: c.SecureMetrics, CertDir: c.MetricsCertDir},
 		HealthProbeBindAddress:        c.ProbeAddr,
 		LeaderElection:                c.LeaderElection,
 		LeaderElectionID:              c.LeaderElectionID,
@@ -146,6 +153,9 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	// v0.36). The manager then waited out its whole grace period. Goroutine dumps of stops that
 	// overstayed showed exactly that; the classic rate-limited queue does not have it.
 	opts.Controller.UsePriorityQueue = ptr.To(false)
+	if c.SecureMetrics {
+		opts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	if c.SkipNameValidation {
 		opts.Controller.SkipNameValidation = ptr.To(true)
 	}
@@ -191,7 +201,7 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	}
 	for _, kind := range []string{"SegmentException", "AccessGrant"} {
 		if err := (&controllers.ApprovalReconciler{
-			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Kind: kind,
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("medseg"), Clock: c.Clock, Kind: kind, Metrics: m,
 		}).SetupWithManager(mgr, max(1, c.PolicyWorkers)); err != nil {
 			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}

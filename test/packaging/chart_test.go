@@ -129,6 +129,11 @@ func TestChartDefaults(t *testing.T) {
 				for _, g := range rule.APIGroups {
 					switch g {
 					case "", "medseg.io", "cilium.io", "networking.k8s.io", "events.k8s.io", "coordination.k8s.io":
+					case "authentication.k8s.io", "authorization.k8s.io":
+						// the metrics endpoint's authentication: create TokenReviews and SubjectAccessReviews only
+						if !slices.Equal(rule.Verbs, []string{"create"}) {
+							t.Errorf("%s %s may %v in %q", kind, r.GetName(), rule.Verbs, g)
+						}
 					case "apps", "apiextensions.k8s.io":
 						if !hook || len(rule.ResourceNames) == 0 || !slices.Equal(rule.Verbs, []string{"get"}) {
 							t.Errorf("%s %s reaches API group %q", kind, r.GetName(), g)
