@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -133,6 +135,19 @@ func TestRelease(t *testing.T) {
 		}
 		if bom.Metadata.Component.Version != "v"+version {
 			t.Errorf("%s: the SBOM describes %q", plat, bom.Metadata.Component.Version)
+		}
+	}
+	// The binaries say their version.
+	for _, bin := range []struct{ path, args, want string }{
+		{filepath.Join(dir, "bin", runtime.GOOS+"_"+runtime.GOARCH, "manager"), "--version", "medseg manager v" + version},
+		{filepath.Join(dir, "bin", runtime.GOOS+"_"+runtime.GOARCH, "kubectl-medseg"), "version --client", "v" + version},
+	} {
+		if _, err := os.Stat(bin.path); err != nil {
+			continue // not built for this machine's platform
+		}
+		out, err := exec.Command(bin.path, strings.Fields(bin.args)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), bin.want) {
+			t.Errorf("%s %s: %q (%v), want %q", bin.path, bin.args, out, err, bin.want)
 		}
 	}
 	// The chart: its version and appVersion are the release's.
