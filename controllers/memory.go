@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
@@ -20,9 +22,14 @@ import (
 
 // RiskMemory remembers each device's last known priority above Defer, so that deleting and
 // creating a device again does not reset its risk (risk.ApplyFloor). It lives in ConfigMaps in
-// medseg's own namespace, which a device's owner cannot write: medseg-risk-memory-0 … -15,
+// medseg's own namespace, which a device's owner cannot write: medseg-risk-memory-0 … -63,
 // sharded by device, each entry "<namespace>_<name>: <priority> <uid> <RFC3339 time>". Only the
-// leader writes; it reads each shard from the API server once and keeps its own copy.
+// leader writes; it reads each shard from the API server once and keeps its own copy, which
+// reconciles read and change, and writes the shards that changed at most every FlushInterval
+// (a cold start of 50,000 devices must not write a ConfigMap per device).
+//
+// A change not yet written when the leader dies is lost: the next leader reads what was written,
+// at most FlushInterval older.
 type RiskMemory struct {
 	// Client writes the ConfigMaps; Reader reads them uncached (the manager's cache must not
 	// watch every ConfigMap of the cluster).
@@ -30,13 +37,17 @@ type RiskMemory struct {
 	Reader    client.Reader
 	Namespace string
 
+	// FlushInterval bounds how often a shard is written (default 5s).
+	FlushInterval time.Duration
+
 	mu     sync.Mutex
 	shards map[int]*corev1.ConfigMap
+	dirty  map[int]bool
 }
 
-// memoryShards spreads the entries so no ConfigMap nears its 1 MiB limit: only devices above
-// Defer are remembered, a few percent of a hospital, about 70 bytes each.
-const memoryShards = 16
+// memoryShards spreads the entries so no ConfigMap nears its 1 MiB limit (about 70 bytes per
+// device above Defer: 64 shards hold 900,000) and a write rewrites a small one.
+const memoryShards = 64
 
 // MemoryConfigMapPrefix names the shards.
 const MemoryConfigMapPrefix = "medseg-risk-memory-"
@@ -96,8 +107,9 @@ func parseFloor(v string) *risk.Floor {
 	return &risk.Floor{Priority: v1alpha1.Priority(f[0]), UID: f[1], At: at}
 }
 
-// Remember records the device's priority: above Defer it is written (when it changed, or the
-// object is a new one), at Defer the entry is removed. Nothing is written when nothing changed.
+// Remember records the device's priority in the leader's copy: above Defer it is kept (when it
+// changed, or the object is a new one), at Defer the entry is removed. The shard is written by
+// the next Flush; nothing is marked when nothing changed.
 func (m *RiskMemory) Remember(ctx context.Context, dev *v1alpha1.MedicalDevice, p v1alpha1.Priority, now time.Time) error {
 	if m == nil {
 		return nil
@@ -105,43 +117,102 @@ func (m *RiskMemory) Remember(ctx context.Context, dev *v1alpha1.MedicalDevice, 
 	i, key := memoryKey(dev.Namespace, dev.Name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		cm, err := m.shard(ctx, i)
+	cm, err := m.shard(ctx, i)
+	if err != nil {
+		return err
+	}
+	old := parseFloor(cm.Data[key])
+	if p.Rank() > v1alpha1.PriorityDefer.Rank() {
+		if old != nil && old.Priority == p && old.UID == string(dev.UID) {
+			return nil
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[key] = fmt.Sprintf("%s %s %s", p, dev.UID, now.UTC().Format(time.RFC3339))
+	} else {
+		if _, ok := cm.Data[key]; !ok {
+			return nil
+		}
+		delete(cm.Data, key)
+	}
+	if m.dirty == nil {
+		m.dirty = map[int]bool{}
+	}
+	m.dirty[i] = true
+	return nil
+}
+
+// Flush writes the shards that changed since the last flush, from copies, so reconciles are not
+// held up by the writes. The leader's copy wins a conflict: it is the only writer, so another
+// version can only be a former leader's.
+func (m *RiskMemory) Flush(ctx context.Context) error {
+	if m == nil {
+		return nil
+	}
+	type pending struct {
+		i  int
+		cm *corev1.ConfigMap
+	}
+	m.mu.Lock()
+	var work []pending
+	for i := range m.dirty {
+		work = append(work, pending{i, m.shards[i].DeepCopy()})
+		delete(m.dirty, i) // a Remember during the write marks it again
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, w := range work {
+		err := m.write(ctx, w.cm)
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+			latest := &corev1.ConfigMap{}
+			if err = m.Reader.Get(ctx, client.ObjectKeyFromObject(w.cm), latest); err == nil {
+				w.cm.ResourceVersion = latest.ResourceVersion
+				err = m.write(ctx, w.cm)
+			}
+		}
+		m.mu.Lock()
 		if err != nil {
-			return err
-		}
-		old := parseFloor(cm.Data[key])
-		want := ""
-		if p.Rank() > v1alpha1.PriorityDefer.Rank() {
-			if old != nil && old.Priority == p && old.UID == string(dev.UID) {
-				return nil
-			}
-			want = fmt.Sprintf("%s %s %s", p, dev.UID, now.UTC().Format(time.RFC3339))
-		} else if _, ok := cm.Data[key]; !ok {
-			return nil
-		}
-		next := cm.DeepCopy()
-		if want == "" {
-			delete(next.Data, key)
+			m.dirty[w.i] = true
+			errs = append(errs, fmt.Errorf("writing the risk memory %s/%s: %w", m.Namespace, w.cm.Name, err))
 		} else {
-			if next.Data == nil {
-				next.Data = map[string]string{}
+			m.shards[w.i].ResourceVersion = w.cm.ResourceVersion
+		}
+		m.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func (m *RiskMemory) write(ctx context.Context, cm *corev1.ConfigMap) error {
+	if cm.ResourceVersion == "" {
+		return m.Client.Create(ctx, cm, client.FieldOwner(v1alpha1.FieldOwner))
+	}
+	return m.Client.Update(ctx, cm, client.FieldOwner(v1alpha1.FieldOwner))
+}
+
+// Start flushes every FlushInterval until ctx ends, then once more. It runs only on the leader
+// (NeedLeaderElection).
+func (m *RiskMemory) Start(ctx context.Context) error {
+	every := m.FlushInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	log := ctrl.LoggerFrom(ctx).WithName("risk-memory")
+	for {
+		select {
+		case <-ctx.Done():
+			flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return m.Flush(flushCtx)
+		case <-t.C:
+			if err := m.Flush(ctx); err != nil {
+				log.Error(err, "flushing the risk memory; retrying at the next tick")
 			}
-			next.Data[key] = want
-		}
-		if next.ResourceVersion == "" {
-			err = m.Client.Create(ctx, next, client.FieldOwner(v1alpha1.FieldOwner))
-		} else {
-			err = m.Client.Update(ctx, next, client.FieldOwner(v1alpha1.FieldOwner))
-		}
-		if err == nil {
-			m.shards[i] = next
-			return nil
-		}
-		delete(m.shards, i) // another leader wrote meanwhile, or it is gone: read it again
-		retryable := apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)
-		if attempt > 0 || !retryable {
-			return fmt.Errorf("writing the risk memory %s/%s: %w", m.Namespace, next.Name, err)
 		}
 	}
 }
+
+// NeedLeaderElection: only the leader writes the memory.
+func (m *RiskMemory) NeedLeaderElection() bool { return true }

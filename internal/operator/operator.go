@@ -183,6 +183,9 @@ func New(ctx context.Context, cfg *rest.Config, c Config) (manager.Manager, erro
 	var memory *controllers.RiskMemory
 	if c.MemoryNamespace != "" {
 		memory = &controllers.RiskMemory{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: c.MemoryNamespace}
+		if err := mgr.Add(memory); err != nil {
+			return nil, err
+		}
 	}
 	capacity := c.PolicyMapCapacity
 	if capacity == 0 {
