@@ -253,10 +253,11 @@ func Build(in Input) *Report {
 	s := &r.Summary
 	s.Policies, s.OpenDrift, s.Exceptions, s.Grants, s.Traffic = []PolicySummary{}, []Finding{}, []Exception{}, []Grant{}, []Traffic{}
 	s.IneffectiveApprovals = ineffective(in.Approvals)
-	byDevice := approvalsByDevice(in.Approvals)
+	byDevice := in.Approvals.ByDevice()
 	byPriority, byMode := map[string]int{}, map[string]int{}
 	for i := range devs {
-		d := buildDevice(&devs[i], pols, byDevice[v1alpha1.Qualified(devs[i].Namespace, devs[i].Name)], now, in.Offline)
+		approvals := byDevice[v1alpha1.ObjectRef{Namespace: devs[i].Namespace, Name: devs[i].Name}]
+		d := buildDevice(&devs[i], pols, approvals, now, in.Offline)
 		r.Devices = append(r.Devices, d)
 		s.Devices++
 		if d.Segmented {
@@ -356,27 +357,6 @@ func ineffective(a v1alpha1.Approvals) []Finding {
 	return out
 }
 
-// approvalsByDevice groups approvals by the device they name (namespace/name).
-func approvalsByDevice(a v1alpha1.Approvals) map[string]*v1alpha1.Approvals {
-	out := map[string]*v1alpha1.Approvals{}
-	at := func(ref v1alpha1.ObjectRef) *v1alpha1.Approvals {
-		k := ref.String()
-		if out[k] == nil {
-			out[k] = &v1alpha1.Approvals{}
-		}
-		return out[k]
-	}
-	for _, e := range a.Exceptions {
-		x := at(e.Spec.Device)
-		x.Exceptions = append(x.Exceptions, e)
-	}
-	for _, g := range a.Grants {
-		x := at(g.Spec.Device)
-		x.Grants = append(x.Grants, g)
-	}
-	return out
-}
-
 // grantsOf lists the device's grants that are open now or open within Soon.
 func grantsOf(grants []v1alpha1.AccessGrant, policy string, now time.Time) []Grant {
 	out := []Grant{}
@@ -408,10 +388,7 @@ func sortGrants(out []Grant) {
 	})
 }
 
-func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, approvals *v1alpha1.Approvals, now time.Time, offline bool) Device {
-	if approvals == nil {
-		approvals = &v1alpha1.Approvals{}
-	}
+func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, approvals v1alpha1.Approvals, now time.Time, offline bool) Device {
 	st := d.Status
 	out := Device{
 		Ref: v1alpha1.Qualified(d.Namespace, d.Name), Namespace: d.Namespace, Name: d.Name,
