@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -61,7 +63,7 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	if !pol.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	facts := policyFacts{Policy: pol}
+	facts := policyFacts{Policy: pol, Now: time.Now()}
 	var err error
 	if facts.Guard, facts.GuardWrite, err = r.guard(ctx, pol); err != nil {
 		return ctrl.Result{}, err
@@ -112,7 +114,8 @@ func (r *SegmentPolicyReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	if w := facts.GuardWrite.Err; w != nil && !errors.Is(w, errForeignObject) {
 		return ctrl.Result{}, w
 	}
-	return ctrl.Result{}, nil
+	// Re-audit flatness at least every FlatnessRefresh, so its evaluatedAt stays true.
+	return ctrl.Result{RequeueAfter: FlatnessRefresh}, nil
 }
 
 // writeGuard carries out the guard decision.

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"net/netip"
@@ -143,6 +145,8 @@ type policyFacts struct {
 	// loaded first; Capacity the policy map size they are held against.
 	Gateways []v1alpha1.GatewayLoad
 	Capacity int
+	// Now is when the facts were gathered: the flatness audit's time.
+	Now time.Time
 }
 
 // decidePolicyStatus is the SegmentPolicy's new status.
@@ -271,10 +275,12 @@ func setGuard(st *v1alpha1.SegmentPolicyStatus, f policyFacts) outcome {
 
 // setIsolated records the flatness audit and the Isolated condition.
 func setIsolated(st *v1alpha1.SegmentPolicyStatus, gen int64, pol *v1alpha1.SegmentPolicy, f policyFacts) {
+	old := st.Flatness
 	st.Flatness = &v1alpha1.FlatnessStatus{
 		ReachableWorkloads: int32(len(f.Offenders)), EvaluatedWorkloads: int32(f.Evaluated),
 		Offenders: drift.Summary(f.Offenders, maxOffenders),
 	}
+	st.Flatness.EvaluatedAt = flatnessEvaluatedAt(old, st.Flatness, f.Now)
 	if len(f.Offenders) == 0 {
 		setCondition(&st.Conditions, gen, v1alpha1.ConditionIsolated, true, v1alpha1.ReasonIsolated,
 			fmt.Sprintf("no workload other than gateways can reach %v (%d pods evaluated)", pol.Spec.DeviceNetworks, f.Evaluated))
@@ -282,6 +288,28 @@ func setIsolated(st *v1alpha1.SegmentPolicyStatus, gen int64, pol *v1alpha1.Segm
 	}
 	setCondition(&st.Conditions, gen, v1alpha1.ConditionIsolated, false, v1alpha1.ReasonFlatNetwork,
 		fmt.Sprintf("%d workloads other than gateways can reach the device networks, e.g. %s", len(f.Offenders), f.Offenders[0]))
+}
+
+// FlatnessRefresh is how stale status.flatness.evaluatedAt may grow while the audit's result
+// stays the same: refreshing it on every reconcile would write status on every resync. The
+// policy reconciler requeues itself at this period, so the audit runs at least this often.
+const FlatnessRefresh = time.Hour
+
+// flatnessEvaluatedAt is the audit's evaluatedAt: the previous one while the result is the
+// same and younger than FlatnessRefresh, else now.
+func flatnessEvaluatedAt(old, cur *v1alpha1.FlatnessStatus, now time.Time) *metav1.Time {
+	if now.IsZero() {
+		return nil
+	}
+	if old != nil && old.EvaluatedAt != nil && now.Sub(old.EvaluatedAt.Time) < FlatnessRefresh {
+		o, c := *old, *cur
+		o.EvaluatedAt, c.EvaluatedAt = nil, nil
+		if equality.Semantic.DeepEqual(o, c) {
+			return old.EvaluatedAt
+		}
+	}
+	t := metav1.NewTime(now.UTC().Truncate(time.Second))
+	return &t
 }
 
 // policyEvents derives the policy's Events from the old and the new status.

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"net/netip"
@@ -207,5 +209,32 @@ func TestGatewayCapacity(t *testing.T) {
 	setCapacity(st, 1, policyFacts{Policy: pol, Capacity: 1000})
 	if meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionGatewayCapacity) != nil {
 		t.Error("a policy without gateways keeps a capacity condition")
+	}
+}
+
+// TestFlatnessEvaluatedAt holds status.flatness.evaluatedAt: kept while the result is the same
+// and younger than FlatnessRefresh (no status write per resync), refreshed when the result
+// changes or it grows older.
+func TestFlatnessEvaluatedAt(t *testing.T) {
+	s := loadSample(t)
+	pol := policyOf(t, s, "critical-care")
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	facts := func(now time.Time, offenders ...drift.Offender) policyFacts {
+		return policyFacts{Policy: pol, Guard: decideGuard(pol, nil), GuardWrite: writeResult{Outcome: created}, Evaluated: 10, Offenders: offenders, Now: now}
+	}
+	st := decidePolicyStatus(&v1alpha1.SegmentPolicyStatus{}, facts(t0))
+	if at := st.Flatness.EvaluatedAt; at == nil || !at.Time.Equal(t0) {
+		t.Fatalf("first audit: evaluatedAt %v, want %v", at, t0)
+	}
+	same := decidePolicyStatus(st, facts(t0.Add(59*time.Minute)))
+	if !samePolicyStatus(st, same) {
+		t.Errorf("the same result within the hour changed the status: %v → %v", st.Flatness.EvaluatedAt, same.Flatness.EvaluatedAt)
+	}
+	if later := decidePolicyStatus(st, facts(t0.Add(FlatnessRefresh))); !later.Flatness.EvaluatedAt.Time.Equal(t0.Add(FlatnessRefresh)) {
+		t.Errorf("after FlatnessRefresh evaluatedAt stayed %v", later.Flatness.EvaluatedAt)
+	}
+	offender := drift.Offender{Namespace: "guest", Pod: "laptop", Address: netip.MustParseAddr("10.20.1.12"), Reason: "allowed by CiliumNetworkPolicy guest/allow-all"}
+	if flat := decidePolicyStatus(st, facts(t0.Add(time.Minute), offender)); !flat.Flatness.EvaluatedAt.Time.Equal(t0.Add(time.Minute)) {
+		t.Errorf("a changed result kept evaluatedAt %v", flat.Flatness.EvaluatedAt)
 	}
 }

@@ -369,6 +369,11 @@ type FlatnessStatus struct {
 	// +optional
 	// +listType=atomic
 	Offenders []string `json:"offenders,omitempty"`
+	// evaluatedAt is when the audit last ran with this result: it is refreshed when the
+	// result changes and at least every hour (the policy is re-audited hourly and on every
+	// change of pods or network policies).
+	// +optional
+	EvaluatedAt *metav1.Time `json:"evaluatedAt,omitempty"`
 }
 
 // SegmentPolicyStatus reports what the policy governs.
