@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -270,22 +271,43 @@ func newReportCommand(o *options) *cobra.Command {
 	var off offline
 	var out *output
 	var outFile string
+	var fleet fleetOptions
 	cmd := &cobra.Command{
 		Use:   "report [-f PATH]",
-		Short: "Write the auditor's report (HTML, Markdown or JSON) of the live cluster or of files",
-		Long: `Write the auditor's report: summary, zones and conduits (inline SVG), every device; one
-self-contained file. Without -f it reads what medseg recorded in the live cluster (every
-namespace unless -n is given); with -f it reports what medseg would decide for the files.`,
+		Short: "Write the auditor's report (HTML, Markdown or JSON) of the live cluster, of several clusters, or of files",
+		Long: `Write the auditor's report: a first screen of what an auditor asks (how many devices are
+segmented, which are not and why, what is in Audit, the Immediate and OutOfCycle devices,
+approvals ending soon, flatness per zone), zones and conduits (inline SVG), and every device
+by zone, most urgent first; one self-contained file. Without -f it reads what medseg recorded
+in the live cluster (every namespace unless -n is given); with -f it reports what medseg would
+decide for the files.
+
+A health system runs one cluster per site: give --context more than once, or --all-contexts
+(with --context-filter), for one fleet report with a per-site breakdown. A site that cannot be
+read is named as unreachable in the report, never dropped; the command then exits 1 after
+writing the report.
+
+The JSON form (-o json) is the stable contract: its schema is docs/report.schema.json
+(schemaVersion medseg.io/report/v1).`,
 		Example: `  kubectl medseg report -o html --out segmentation-report.html
   kubectl medseg report -o md > report.md
-  kubectl medseg report -f config/samples -o json`,
+  kubectl medseg report -f config/samples -o json
+  kubectl medseg report --context north --context south -o html --out fleet.html
+  kubectl medseg report --all-contexts --context-filter 'site-*' -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !out.is("html") && !out.is("md") && !out.is("json") {
 				return fmt.Errorf("-o %s: the report is html, md or json", out.format)
 			}
 			var r *report.Report
-			if off.files.given() {
+			var unreachable []string
+			sites, err := fleet.sites(o)
+			switch {
+			case err != nil:
+				return err
+			case off.files.given() && len(sites) > 0:
+				return errors.New("-f reports files: it takes no --context list or --all-contexts")
+			case off.files.given():
 				in, now, err := off.load(o)
 				if err != nil {
 					return err
@@ -293,7 +315,9 @@ namespace unless -n is given); with -f it reports what medseg would decide for t
 				if r, err = OfflineReport(in, now, "files: "+strings.Join(off.files.sources(), ", ")); err != nil {
 					return err
 				}
-			} else {
+			case len(sites) > 0:
+				r, unreachable = FleetReport(o, sites, fleet.timeout, time.Now())
+			default:
 				c, err := o.client()
 				if err != nil {
 					return err
@@ -317,13 +341,22 @@ namespace unless -n is given); with -f it reports what medseg would decide for t
 				defer func() { _ = f.Close() }()
 				w = f
 			}
-			return report.Write(w, r, out.format)
+			if err := report.Write(w, r, out.format); err != nil {
+				return err
+			}
+			if len(unreachable) > 0 {
+				return fmt.Errorf("the report names %d unreachable sites: %s", len(unreachable), strings.Join(unreachable, "; "))
+			}
+			return nil
 		},
 	}
 	off.add(cmd)
 	out = &output{format: "html"}
 	cmd.Flags().StringVarP(&out.format, "output", "o", "html", "Output format: html, md or json.")
 	cmd.Flags().StringVar(&outFile, "out", "", "Write to this file instead of standard output.")
+	cmd.Flags().BoolVar(&fleet.all, "all-contexts", false, "Report every context of the kubeconfig (see --context-filter) as one fleet report.")
+	cmd.Flags().StringVar(&fleet.filter, "context-filter", "", "With --all-contexts: only contexts whose name matches this glob (e.g. 'site-*').")
+	cmd.Flags().DurationVar(&fleet.timeout, "site-timeout", 60*time.Second, "How long to wait for each site of a fleet report before naming it unreachable.")
 	return cmd
 }
 

@@ -41,6 +41,16 @@ func OfflineReport(in *Inputs, now time.Time, source string) (*report.Report, er
 // LiveReport builds the report from the status medseg recorded in the cluster, for the devices
 // of one namespace or (ns "") all.
 func LiveReport(ctx context.Context, c client.Client, now time.Time, source, ns string) (*report.Report, error) {
+	in, err := readLive(ctx, c, ns)
+	if err != nil {
+		return nil, err
+	}
+	in.Now, in.Source = now, source
+	return report.Build(*in), nil
+}
+
+// readLive reads what a report of one cluster is built from.
+func readLive(ctx context.Context, c client.Client, ns string) (*report.Input, error) {
 	var devs v1alpha1.MedicalDeviceList
 	if err := c.List(ctx, &devs, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("listing MedicalDevices: %w", err)
@@ -53,7 +63,7 @@ func LiveReport(ctx context.Context, c client.Client, now time.Time, source, ns 
 	if err != nil {
 		return nil, err
 	}
-	return report.Build(report.Input{Devices: devs.Items, Policies: pols.Items, Approvals: approvals, Now: now, Source: source}), nil
+	return &report.Input{Devices: devs.Items, Policies: pols.Items, Approvals: approvals}, nil
 }
 
 // ListApprovals reads the SegmentExceptions and AccessGrants, those naming devices of one

@@ -82,11 +82,18 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 	if len(s.Grants) != 2 || s.Grants[0].Name != "now" || s.Grants[0].State != "Open" || s.Grants[1].State != "Upcoming" {
 		t.Errorf("grants = %+v, want the open one and tomorrow's, not last month's", s.Grants)
 	}
-	if len(s.IneffectiveApprovals) != 1 || s.IneffectiveApprovals[0].Reason != v1alpha1.ReasonApprovalNoFlow || !strings.Contains(s.IneffectiveApprovals[0].Detail, "AccessGrant typo") {
+	if len(s.IneffectiveApprovals) != 1 || s.IneffectiveApprovals[0].Reason != v1alpha1.ReasonApprovalNoFlow || s.IneffectiveApprovals[0].Count != 1 || !strings.Contains(s.IneffectiveApprovals[0].Details[0].Text, "AccessGrant typo") {
 		t.Errorf("ineffective approvals = %+v, want the grant naming a flow the pump does not declare", s.IneffectiveApprovals)
 	}
 	if len(s.Exceptions) != 1 || s.Exceptions[0].State != "Expires soon" || s.Exceptions[0].Ticket != "CAB-2291" {
 		t.Errorf("exceptions = %+v, want the NICU exception expiring soon", s.Exceptions)
+	}
+	ending := map[string]string{}
+	for _, e := range s.Ending {
+		ending[e.Name] = e.Kind
+	}
+	if len(s.Ending) != 2 || ending["now"] != "AccessGrant" || ending[s.Exceptions[0].Name] != "SegmentException" {
+		t.Errorf("ending soon = %+v, want the open grant and the expiring exception", s.Ending)
 	}
 	devs := map[string]report.Device{}
 	for _, d := range r.Devices {
@@ -107,7 +114,7 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 	if err := report.Markdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1 not commissioned (in onboarding)", "| icu/infusion-pump-bed-12 | vendor-maintenance | now | m.chen | VND-1 |", "Expires soon"} {
+	for _, want := range []string{"1 in onboarding", "### Ending within 7 days (2)", "| icu/infusion-pump-bed-12 | vendor-maintenance | now | m.chen | VND-1 |", "Expires soon"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q", want)
 		}
@@ -119,8 +126,9 @@ func TestReportShowsOnboardingGrantsAndExpiringExceptions(t *testing.T) {
 	checkHTML(t, h.String(), 5)
 }
 
-// TestReportDiagramSummarisesLargeHospitals: past MaxDiagramDevices the diagram draws a summary
-// per zone, not one card per device, and stays well-formed.
+// TestReportDiagramSummarisesLargeHospitals: past MaxDiagramDevices the diagram aggregates
+// conduits by zone, device type and peer (one curve per group and peer, not per device flow),
+// each group linking to its conduit table, and stays well-formed.
 func TestReportDiagramSummarisesLargeHospitals(t *testing.T) {
 	in, err := Load([]string{samples()}, nil)
 	if err != nil {
@@ -138,8 +146,19 @@ func TestReportDiagramSummarisesLargeHospitals(t *testing.T) {
 		t.Fatal(err)
 	}
 	svg := report.Diagram(r)
-	if !strings.Contains(svg, "zones are summarised") || strings.Count(svg, "<path") != 0 {
-		t.Errorf("a large hospital's diagram should summarise zones without curves")
+	curves, flows := strings.Count(svg, "<path"), 0
+	for _, d := range r.Devices {
+		flows += len(d.Flows)
+	}
+	if !strings.Contains(svg, "devices aggregated by type") || curves == 0 || curves >= flows/10 {
+		t.Errorf("a large hospital's diagram should aggregate its %d device flows into a few conduits, drew %d curves", flows, curves)
+	}
+	for _, z := range r.Zones {
+		for i, g := range z.Groups {
+			if id := "zone-" + z.Name + "-g" + strconv.Itoa(i); !strings.Contains(svg, "href=\"#"+id+"\"") {
+				t.Errorf("the diagram's group %s does not link to its conduit table #%s", g.Name, id)
+			}
+		}
 	}
 	var h bytes.Buffer
 	if err := report.HTML(&h, r); err != nil {

@@ -49,6 +49,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 type options struct {
 	flags   *genericclioptions.ConfigFlags
 	streams genericiooptions.IOStreams
+	// contexts are the --context flags: kubectl's single context, or a fleet report's sites.
+	contexts []string
 }
 
 // NewCommand builds the kubectl-medseg command tree.
@@ -74,7 +76,21 @@ devices read from the cluster or from files.`,
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
+	// --context is kubectl's, except that report takes it more than once (a fleet report): the
+	// plugin registers it, and hands a single one to cli-runtime.
+	o.flags.Context = nil
 	o.flags.AddFlags(root.PersistentFlags())
+	root.PersistentFlags().StringArrayVar(&o.contexts, "context", nil, "The name of the kubeconfig context to use (report: repeat it for one report of several clusters)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch {
+		case len(o.contexts) > 1 && cmd.Name() != "report":
+			return fmt.Errorf("--context is given %d times: only report reads several clusters", len(o.contexts))
+		case len(o.contexts) >= 1:
+			c := o.contexts[0]
+			o.flags.Context = &c
+		}
+		return nil
+	}
 	root.AddCommand(newFeedCommand(o), newRenderCommand(o), newAssessCommand(o), newReportCommand(o), newAuditCommand(o),
 		newExplainCommand(o), newCommissionCommand(o), newDiscoverCommand(o), newMigrateCommand(o), newVersionCommand(o))
 	root.CompletionOptions.HiddenDefaultCmd = false

@@ -8,13 +8,16 @@ import (
 	"github.com/medseg/medseg/internal/discover"
 )
 
-// Markdown writes the report as GitHub-flavoured Markdown.
+// Markdown writes the report as GitHub-flavoured Markdown, in the HTML's order: the summary
+// (sites, Immediate and OutOfCycle, not segmented by reason, Audit, ending soon, flatness),
+// zones with their aggregated conduits, the device list by zone, the full lists, and the
+// per-device detail as an appendix.
 func Markdown(w io.Writer, r *Report) error {
 	b := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("# %s", r.Title)
 	p("")
-	p("Generated %s from %s.", r.GeneratedAt, r.Source)
+	p("Generated %s from %s. Schema %s.", r.GeneratedAt, md(r.Source), r.SchemaVersion)
 	if r.Offline {
 		p("Computed offline from files: what medseg would decide. Drift, flatness and what is actually applied are known only in a live cluster.")
 	}
@@ -22,31 +25,138 @@ func Markdown(w io.Writer, r *Report) error {
 	p("")
 	p("## Summary")
 	p("")
-	p("- **%d devices**, %d segmented (%d%%), %d not commissioned (in onboarding)", s.Devices, s.Segmented, s.SegmentedPercent, s.Onboarding)
+	p("- **%s devices**: %s segmented (%d%%), %s in Audit (rollout stage), %s not segmented, %s in onboarding",
+		thousands(s.Devices), thousands(s.Segmented), s.SegmentedPercent, thousands(s.InAudit), thousands(s.NotSegmented), thousands(s.Onboarding))
 	p("- By SSVC priority: %s", counts(s.ByPriority))
 	p("- By mode: %s", counts(s.ByMode))
+	if len(r.Sites) > 1 {
+		p("")
+		p("| Site | Devices | Segmented | In Audit | Not segmented | Immediate | OutOfCycle | Zones |")
+		p("|---|---|---|---|---|---|---|---|")
+		for _, st := range r.Sites {
+			if !st.Reachable {
+				p("| %s | **unreachable**: %s | | | | | | |", md(st.Name), md(st.Error))
+				continue
+			}
+			p("| %s | %d | %d | %d | %d | %d | %d | %d |", md(st.Name), st.Devices, st.Segmented, st.InAudit, st.NotSegmented, st.Immediate, st.OutOfCycle, st.Zones)
+		}
+	}
 	p("")
-	p("| SegmentPolicy | Enforcement | Devices | Flatness | Reachable workloads | Most loaded gateway |")
-	p("|---|---|---|---|---|---|")
+	p("### Immediate and OutOfCycle (%s)", thousands(len(s.Urgent)))
+	p("")
+	if len(s.Urgent) == 0 {
+		p("None.")
+	}
+	for _, l := range s.Urgent[:min(len(s.Urgent), FirstScreenRows)] {
+		p("- **%s** %s, %s: %s", md(l.Ref), l.Priority, l.Mode, md(l.Status))
+	}
+	if len(s.Urgent) > FirstScreenRows {
+		p("- … all %s in [the full list](#immediate-and-outofcycle-devices)", thousands(len(s.Urgent)))
+	}
+	p("")
+	p("### Not segmented (%s)", thousands(s.NotSegmented))
+	p("")
+	if len(s.NotSegmentedByReason) == 0 {
+		p("None: every device is segmented or in Audit.")
+	}
+	mdGroups(p, s.NotSegmentedByReason)
+	p("")
+	p("### In Audit (%s)", thousands(s.InAudit))
+	p("")
+	if len(s.Audit) == 0 {
+		p("No zone is in Audit.")
+	}
+	for _, a := range s.Audit {
+		p("- **%s**: %s", md(siteName(a.Site, a.Policy)), md(auditLine(a)))
+	}
+	p("")
+	p("### Ending within 7 days (%d)", len(s.Ending))
+	p("")
+	if len(s.Ending) == 0 {
+		p("No exception or grant ends within 7 days.")
+	}
+	for _, e := range s.Ending {
+		p("- %s: %s %s on %s %s", e.Ends, e.Kind, md(e.Name), md(e.Device), md(e.What))
+	}
+	p("")
+	p("### Flatness per zone")
+	p("")
+	p("| Zone (SegmentPolicy) | Enforcement | Devices | Flatness | Reachable workloads | Evaluated | Most loaded gateway |")
+	p("|---|---|---|---|---|---|---|")
 	for _, ps := range s.Policies {
-		p("| %s | %s | %d | %s | %d | %s |", md(ps.Name), ps.Enforcement, ps.Devices, ps.Flatness, ps.ReachableWorkloads, md(firstOr(ps.Gateways, "-")))
+		p("| %s | %s | %d | %s | %s | %s | %s |", md(siteName(ps.Site, ps.Name)), ps.Enforcement, ps.Devices, ps.Flatness, reachable(ps), orDash(ps.EvaluatedAt), md(firstOr(ps.Gateways, "-")))
 	}
 	for _, ps := range s.Policies {
 		for _, o := range ps.Offenders {
-			p("- %s reachable: %s", md(ps.Name), md(o))
+			p("- %s reachable: %s", md(siteName(ps.Site, ps.Name)), md(o))
 		}
 	}
-	for _, a := range s.IneffectiveApprovals {
-		p("- approval without effect on %s: %s: %s", md(a.Device), a.Reason, md(a.Detail))
+	if len(s.IneffectiveApprovals) > 0 {
+		p("")
+		p("### Approvals without effect")
+		p("")
+		mdGroups(p, s.IneffectiveApprovals)
 	}
 	p("")
-	p("### Open drift")
+	p("## Zones and conduits")
 	p("")
-	if len(s.OpenDrift) == 0 {
-		p("None: every device is segmented as declared.")
+	p("A zone is a SegmentPolicy (the care areas it governs); a conduit is a declared flow through the device's gateway, here aggregated by device type and peer.")
+	devs := map[string]*Device{}
+	for i := range r.Devices {
+		devs[r.Devices[i].Ref] = &r.Devices[i]
 	}
-	for _, f := range s.OpenDrift {
-		p("- **%s**: %s: %s", md(f.Device), f.Reason, md(f.Detail))
+	for _, z := range r.Zones {
+		p("")
+		p("### Zone %s (%s, %s devices: %s)", md(zoneLabel(z)), z.Enforcement, thousands(len(z.Devices)), countsText(z.ByMode))
+		p("")
+		if len(z.DeviceNetworks) > 0 {
+			p("Device networks: %s", strings.Join(z.DeviceNetworks, ", "))
+			p("")
+		}
+		if len(z.Groups) > 0 {
+			p("| Devices | Strictest mode | Peer | Flows | Allowed | Blocked | Tier | Gateway ports |")
+			p("|---|---|---|---|---|---|---|---|")
+			for _, g := range z.Groups {
+				if len(g.Conduits) == 0 {
+					p("| %s (%d) | %s | (none: isolated) | 0 | 0 | 0 | | |", md(g.Name), g.Devices, g.Mode)
+				}
+				for _, c := range g.Conduits {
+					p("| %s (%d) | %s | %s | %d | %d | %d | %s | %s |", md(g.Name), g.Devices, g.Mode, md(c.Peer), c.Flows, c.Allowed, c.Blocked, c.Tier, strings.Join(c.Ports, ", "))
+				}
+			}
+			p("")
+		}
+		if len(z.Devices) == 0 {
+			p("No devices.")
+			continue
+		}
+		p("| Device | Type | Priority | Mode | Status | Flows allowed | Flows blocked |")
+		p("|---|---|---|---|---|---|---|")
+		for _, ref := range z.Devices {
+			d := devs[ref]
+			allowed, blocked := flowCounts(d)
+			p("| %s | %s | %s | %s | %s | %d | %d |", md(d.Ref), md(orDash(d.DeviceType)), d.Priority, d.Mode, md(lineOf(d).Status), allowed, blocked)
+		}
+	}
+	p("")
+	p("## Lists")
+	p("")
+	p("### Immediate and OutOfCycle devices")
+	p("")
+	if len(s.Urgent) == 0 {
+		p("None.")
+	} else {
+		p("| Device | Zone | Priority | Mode | Status | Deciding vulnerability |")
+		p("|---|---|---|---|---|---|")
+		for _, l := range s.Urgent {
+			p("| %s | %s | %s | %s | %s | %s |", md(l.Ref), md(siteName(l.Site, l.Zone)), l.Priority, l.Mode, md(l.Status), md(orDash(l.Deciding)))
+		}
+	}
+	for _, g := range s.NotSegmentedByReason {
+		p("")
+		p("### Not segmented: %s (%d)", g.Reason, g.Count)
+		p("")
+		p("%s", md(strings.Join(g.Devices, ", ")))
 	}
 	p("")
 	for _, t := range []table{exceptionsTable(s.Exceptions), grantsTable(s.Grants), trafficTable(s.Traffic)} {
@@ -67,39 +177,7 @@ func Markdown(w io.Writer, r *Report) error {
 		}
 		p("")
 	}
-	p("## Zones and conduits")
-	p("")
-	p("A zone is a SegmentPolicy (the care areas it governs); a conduit is a declared flow through the device's gateway.")
-	devs := map[string]*Device{}
-	for i := range r.Devices {
-		devs[r.Devices[i].Ref] = &r.Devices[i]
-	}
-	for _, z := range r.Zones {
-		p("")
-		p("### Zone %s (%s)", md(z.Name), z.Enforcement)
-		p("")
-		if len(z.DeviceNetworks) > 0 {
-			p("Device networks: %s", strings.Join(z.DeviceNetworks, ", "))
-			p("")
-		}
-		if len(z.Devices) == 0 {
-			p("No devices.")
-			continue
-		}
-		p("| Device | Mode | Conduit | Tier | Path | Peers | Verdict |")
-		p("|---|---|---|---|---|---|---|")
-		for _, ref := range z.Devices {
-			d := devs[ref]
-			for _, c := range d.Flows {
-				p("| %s | %s | %s | %s | %s/%s | %s | %s |", md(d.Ref), d.Mode, md(c.Name), c.Tier, md(c.Ports), c.Protocol, md(strings.Join(c.Peers, "; ")), verdict(c))
-			}
-			if len(d.Flows) == 0 {
-				p("| %s | %s | (none) | | | | isolated |", md(d.Ref), d.Mode)
-			}
-		}
-	}
-	p("")
-	p("## Devices")
+	p("## Appendix: device detail")
 	for _, d := range r.Devices {
 		p("")
 		p("### %s: %s %s", md(d.Ref), md(d.Manufacturer), md(d.Model))
@@ -114,7 +192,7 @@ func Markdown(w io.Writer, r *Report) error {
 		for _, in := range d.SSVC {
 			p("  - %s", md(in))
 		}
-		p("- Mode: **%s** in zone %s: %s", d.Mode, md(d.Zone), md(d.ModeReason))
+		p("- Mode: **%s** in zone %s (%s): %s", d.Mode, md(d.Zone), d.Enforcement, md(d.ModeReason))
 		p("- Segmented: %s (%s)%s", yesNo(d.Segmented), d.SegmentedReason, suffix(": ", md(d.SegmentedDetail)))
 		p("- Commissioning: %s", md(d.Commissioning))
 		if e := d.Exception; e != nil {
@@ -155,6 +233,23 @@ func Markdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// mdGroups writes finding groups, one line per reason.
+func mdGroups(p func(string, ...any), gs []FindingGroup) {
+	for _, g := range gs {
+		line := fmt.Sprintf("- **%s** (%s)", g.Reason, thousands(g.Count))
+		if len(g.Details) > 0 {
+			line += ": " + md(g.Details[0].Text)
+			if g.Details[0].Count > 1 {
+				line += fmt.Sprintf(" (×%s)", thousands(g.Details[0].Count))
+			}
+			if rest := g.Count - g.Details[0].Count; rest > 0 {
+				line += fmt.Sprintf(" and %s other", thousands(rest))
+			}
+		}
+		p("%s", line)
+	}
 }
 
 func firstOr(s []string, def string) string {

@@ -22,7 +22,8 @@ import (
 	"github.com/medseg/medseg/internal/render"
 )
 
-// Input is what a report is built from: devices and policies with their status.
+// Input is what a report of one cluster (a site) is built from: devices and policies with their
+// status.
 type Input struct {
 	Devices  []v1alpha1.MedicalDevice
 	Policies []v1alpha1.SegmentPolicy
@@ -39,18 +40,51 @@ type Input struct {
 	Offline bool
 }
 
+// SiteInput is one site (cluster) of a fleet report: its input, or why it could not be read.
+type SiteInput struct {
+	// Name is the site's name (the kubeconfig context).
+	Name  string
+	Input Input
+	// Err is why the site could not be read: it is reported as unreachable, never dropped.
+	Err error
+}
+
 // Soon is how far ahead the summary looks for exceptions and grants that end or start.
 const Soon = 7 * 24 * time.Hour
 
-// Report is the report's content; its JSON form is `report -o json`.
+// SchemaVersion names the JSON form's schema (docs/report.schema.json). It changes when a field
+// is removed or changes meaning; fields may be added within a version.
+const SchemaVersion = "medseg.io/report/v1"
+
+// Report is the report's content; its JSON form is `report -o json`, the stable contract
+// described by docs/report.schema.json.
 type Report struct {
-	Title       string   `json:"title"`
-	GeneratedAt string   `json:"generatedAt"`
-	Source      string   `json:"source"`
-	Offline     bool     `json:"offline"`
-	Summary     Summary  `json:"summary"`
-	Zones       []Zone   `json:"zones"`
-	Devices     []Device `json:"devices"`
+	SchemaVersion string `json:"schemaVersion"`
+	Title         string `json:"title"`
+	GeneratedAt   string `json:"generatedAt"`
+	Source        string `json:"source"`
+	Offline       bool   `json:"offline"`
+	// Sites are the clusters the report covers: one for a single cluster, several for a fleet.
+	Sites   []Site   `json:"sites"`
+	Summary Summary  `json:"summary"`
+	Zones   []Zone   `json:"zones"`
+	Devices []Device `json:"devices"`
+}
+
+// Site is one cluster's line on the first screen.
+type Site struct {
+	Name      string `json:"name"`
+	Source    string `json:"source"`
+	Reachable bool   `json:"reachable"`
+	// Error says why an unreachable site could not be read.
+	Error        string `json:"error,omitempty"`
+	Devices      int    `json:"devices"`
+	Segmented    int    `json:"segmented"`
+	InAudit      int    `json:"inAudit"`
+	NotSegmented int    `json:"notSegmented"`
+	Immediate    int    `json:"immediate"`
+	OutOfCycle   int    `json:"outOfCycle"`
+	Zones        int    `json:"zones"`
 }
 
 // Count is a named count.
@@ -59,22 +93,35 @@ type Count struct {
 	Count int    `json:"count"`
 }
 
-// Summary is the first page.
+// Summary is the first screen: the auditor's questions, answered at any size.
 type Summary struct {
-	Devices          int             `json:"devices"`
-	Segmented        int             `json:"segmented"`
-	SegmentedPercent int             `json:"segmentedPercent"`
-	Onboarding       int             `json:"onboarding"`
-	ByPriority       []Count         `json:"byPriority"`
-	ByMode           []Count         `json:"byMode"`
-	Policies         []PolicySummary `json:"policies"`
-	OpenDrift        []Finding       `json:"openDrift"`
-	Exceptions       []Exception     `json:"exceptions"`
-	Grants           []Grant         `json:"grants"`
-	// IneffectiveApprovals are the SegmentExceptions and AccessGrants in phase Ineffective:
-	// Device is the device they name, Reason the status reason, Detail names the approval and
-	// says why.
-	IneffectiveApprovals []Finding `json:"ineffectiveApprovals"`
+	Devices int `json:"devices"`
+	// Segmented devices are enforced as declared (condition Segmented=True).
+	Segmented        int `json:"segmented"`
+	SegmentedPercent int `json:"segmentedPercent"`
+	// InAudit devices are governed by a SegmentPolicy in Audit: a rollout stage, not drift.
+	InAudit int `json:"inAudit"`
+	// NotSegmented devices are neither segmented nor in Audit: NotSegmentedByReason says why.
+	NotSegmented int     `json:"notSegmented"`
+	Onboarding   int     `json:"onboarding"`
+	ByPriority   []Count `json:"byPriority"`
+	ByMode       []Count `json:"byMode"`
+	// NotSegmentedByReason groups the devices that are not segmented (Audit aside) by reason,
+	// largest group first.
+	NotSegmentedByReason []FindingGroup `json:"notSegmentedByReason"`
+	// Audit is what each zone in Audit would do under Enforce.
+	Audit []AuditZone `json:"audit"`
+	// Urgent are the Immediate and OutOfCycle devices, most urgent first.
+	Urgent []DeviceLine `json:"urgent"`
+	// Ending are the exceptions that expire and the grants that close within Soon, soonest first.
+	Ending   []Ending        `json:"ending"`
+	Policies []PolicySummary `json:"policies"`
+	// Exceptions are every active exception, Grants every grant open or opening within Soon.
+	Exceptions []Exception `json:"exceptions"`
+	Grants     []Grant     `json:"grants"`
+	// IneffectiveApprovals are the SegmentExceptions and AccessGrants in phase Ineffective,
+	// grouped by reason.
+	IneffectiveApprovals []FindingGroup `json:"ineffectiveApprovals"`
 	// Traffic lists the devices whose observed traffic (Hubble) has flows their declared flows
 	// do not cover, drops, or connections that bypassed their gateway.
 	Traffic []Traffic `json:"traffic"`
@@ -93,26 +140,97 @@ type Traffic struct {
 	BypassConnections     int64    `json:"bypassConnections"`
 }
 
+// FindingGroup is one reason and the devices it applies to: repeated identical findings
+// collapse into one line with a count.
+type FindingGroup struct {
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+	// Details are the distinct explanations, most frequent first (at most MaxDetails), with
+	// how many devices each applies to; OtherDetails counts the devices of the rest.
+	Details      []Detail `json:"details"`
+	OtherDetails int      `json:"otherDetails"`
+	// Devices are the devices (or, for approvals, the approvals' devices) in the group.
+	Devices []string `json:"devices"`
+}
+
+// Detail is one distinct explanation of a finding and how often it occurs.
+type Detail struct {
+	Text  string `json:"text"`
+	Count int    `json:"count"`
+}
+
+// MaxDetails bounds a FindingGroup's distinct details.
+const MaxDetails = 5
+
+// AuditZone is a SegmentPolicy in Audit: what Enforce would do.
+type AuditZone struct {
+	Site    string `json:"site,omitempty"`
+	Policy  string `json:"policy"`
+	Devices int    `json:"devices"`
+	// ByMode are the modes the devices would be in.
+	ByMode []Count `json:"byMode"`
+	// BlockedFlows are declared flows Enforce would block (mode, ceiling or grant), on
+	// DevicesWithBlockedFlows devices.
+	BlockedFlows            int `json:"blockedFlows"`
+	DevicesWithBlockedFlows int `json:"devicesWithBlockedFlows"`
+	// UndeclaredFlows are observed flows (Hubble) no declared flow covers: Enforce would drop
+	// them, on DevicesWithUndeclared devices.
+	UndeclaredFlows       int64 `json:"undeclaredFlows"`
+	UndeclaredConnections int64 `json:"undeclaredConnections"`
+	DevicesWithUndeclared int   `json:"devicesWithUndeclared"`
+	// SharedGateway counts devices whose gateway pods are shared with enforced devices.
+	SharedGateway int `json:"sharedGateway"`
+}
+
+// DeviceLine is a device in a first-screen list.
+type DeviceLine struct {
+	Ref         string `json:"ref"`
+	Site        string `json:"site,omitempty"`
+	Zone        string `json:"zone"`
+	Priority    string `json:"priority"`
+	Mode        string `json:"mode"`
+	Enforcement string `json:"enforcement"`
+	Segmented   bool   `json:"segmented"`
+	// Status is Segmented, "In Audit" or the reason it is not segmented.
+	Status   string `json:"status"`
+	Deciding string `json:"decidingVulnerability,omitempty"`
+}
+
+// Ending is an exception or grant that ends within Soon.
+type Ending struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Device string `json:"device"`
+	Ends   string `json:"ends"`
+	// What it does: "caps the mode at Standard", "opens flow vendor-maintenance".
+	What string `json:"what"`
+}
+
 // PolicySummary is one SegmentPolicy's line in the summary.
 type PolicySummary struct {
+	Site        string `json:"site,omitempty"`
 	Name        string `json:"name"`
 	Enforcement string `json:"enforcement"`
 	Devices     int    `json:"devices"`
-	// Flatness is Isolated, Flat or Unknown (offline, or not yet audited).
-	Flatness           string   `json:"flatness"`
-	ReachableWorkloads int32    `json:"reachableWorkloads"`
-	Offenders          []string `json:"offenders"`
+	// Flatness is Isolated, Flat, "Not evaluated" (live, no audit recorded yet) or "Unknown
+	// (offline)".
+	Flatness string `json:"flatness"`
+	// ReachableWorkloads and EvaluatedWorkloads are null when flatness was not evaluated.
+	ReachableWorkloads *int32 `json:"reachableWorkloads"`
+	EvaluatedWorkloads *int32 `json:"evaluatedWorkloads"`
+	// EvaluatedAt is when the flatness audit last ran with this result (empty if unknown).
+	EvaluatedAt string   `json:"evaluatedAt"`
+	Offenders   []string `json:"offenders"`
 	// Gateways are the most loaded gateway pods of its devices: estimated policy map entries
 	// against Cilium's per-endpoint map (live only).
 	Gateways []string `json:"gateways"`
 }
 
-// Finding is a device that is not segmented as declared, and why.
-type Finding struct {
-	Device string `json:"device"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail"`
-}
+// Flatness values besides Isolated and Flat.
+const (
+	FlatnessNotEvaluated = "Not evaluated"
+	FlatnessOffline      = "Unknown (offline)"
+)
 
 // Exception is a clinician-approved cap on a device's mode (a SegmentException).
 type Exception struct {
@@ -144,10 +262,43 @@ type Grant struct {
 
 // Zone is a SegmentPolicy, or "(ungoverned)" for devices no policy governs.
 type Zone struct {
+	Site           string   `json:"site,omitempty"`
 	Name           string   `json:"name"`
 	Enforcement    string   `json:"enforcement"`
 	DeviceNetworks []string `json:"deviceNetworks"`
-	Devices        []string `json:"devices"`
+	// Devices are the zone's devices, most urgent first (priority, then mode).
+	Devices []string `json:"devices"`
+	ByMode  []Count  `json:"byMode"`
+	// Groups aggregate the zone's devices by device type (or care area), with their conduits
+	// by peer: the diagram of a large hospital.
+	Groups []DeviceGroup `json:"groups"`
+}
+
+// DeviceGroup is the devices of one type (or care area) in a zone.
+type DeviceGroup struct {
+	Name    string `json:"name"`
+	Devices int    `json:"devices"`
+	// Mode is the strictest mode among them; ByMode counts them.
+	Mode     string         `json:"mode"`
+	ByMode   []Count        `json:"byMode"`
+	Conduits []ConduitGroup `json:"conduits"`
+}
+
+// ConduitGroup is the declared flows of a device group to one peer.
+type ConduitGroup struct {
+	Peer     string `json:"peer"`
+	External bool   `json:"external"`
+	// Flows counts device flows to the peer, on Devices devices; Allowed and Blocked split
+	// them, and Undecided are the flows of devices medseg has no decision for (not governed:
+	// nothing is enforced on them).
+	Flows     int `json:"flows"`
+	Devices   int `json:"devices"`
+	Allowed   int `json:"allowed"`
+	Blocked   int `json:"blocked"`
+	Undecided int `json:"undecided"`
+	// Tier is the most critical tier among the flows; Ports the distinct gateway ports.
+	Tier  string   `json:"tier"`
+	Ports []string `json:"ports"`
 }
 
 // Ungoverned names the zone of devices no SegmentPolicy governs.
@@ -184,6 +335,7 @@ type HistoryItem struct {
 // Device is one device's section.
 type Device struct {
 	Ref             string        `json:"ref"`
+	Site            string        `json:"site,omitempty"`
 	Namespace       string        `json:"namespace"`
 	Name            string        `json:"name"`
 	Manufacturer    string        `json:"manufacturer"`
@@ -196,6 +348,7 @@ type Device struct {
 	MissionImpact   string        `json:"missionImpact"`
 	Addresses       []string      `json:"addresses"`
 	Zone            string        `json:"zone"`
+	Enforcement     string        `json:"enforcement"`
 	Priority        string        `json:"priority"`
 	Deciding        string        `json:"decidingVulnerability,omitempty"`
 	SSVC            []string      `json:"ssvc"`
@@ -204,6 +357,7 @@ type Device struct {
 	Mode            string        `json:"mode"`
 	ModeReason      string        `json:"modeReason,omitempty"`
 	Segmented       bool          `json:"segmented"`
+	InAudit         bool          `json:"inAudit"`
 	SegmentedReason string        `json:"segmentedReason"`
 	SegmentedDetail string        `json:"segmentedDetail,omitempty"`
 	Commissioned    bool          `json:"commissioned"`
@@ -224,60 +378,344 @@ var (
 // Unknown stands for a value medseg has not recorded yet.
 const Unknown = "Unknown"
 
+// StatusInAudit is a DeviceLine's status for a device in an Audit zone.
+const StatusInAudit = "In Audit"
+
 func ts(t metav1.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Build makes the report.
+// Build makes the report of one cluster.
 func Build(in Input) *Report {
-	now := in.Now.UTC()
+	r := BuildFleet([]SiteInput{{Input: in}}, in.Now)
+	r.Source = in.Source
+	return r
+}
+
+// BuildFleet makes one report of several sites (clusters). A site with a Name prefixes its
+// devices' references and zones with it ("site:ns/name"); a site that could not be read is
+// listed as unreachable.
+func BuildFleet(sites []SiteInput, now time.Time) *Report {
+	now = now.UTC()
 	r := &Report{
-		Title:       "Medical device segmentation report",
-		GeneratedAt: now.Format(time.RFC3339),
-		Source:      in.Source,
-		Offline:     in.Offline,
-		Zones:       []Zone{},
-		Devices:     []Device{},
+		SchemaVersion: SchemaVersion,
+		Title:         "Medical device segmentation report",
+		GeneratedAt:   now.Format(time.RFC3339),
+		Sites:         []Site{},
+		Zones:         []Zone{},
+		Devices:       []Device{},
 	}
-	devs := append([]v1alpha1.MedicalDevice(nil), in.Devices...)
-	sort.Slice(devs, func(i, j int) bool {
-		return v1alpha1.Qualified(devs[i].Namespace, devs[i].Name) < v1alpha1.Qualified(devs[j].Namespace, devs[j].Name)
+	var sources []string
+	var policies []PolicySummary
+	var ineffectives []Finding
+	offline := len(sites) > 0
+	for _, si := range sites {
+		site := Site{Name: si.Name, Source: si.Input.Source, Reachable: si.Err == nil}
+		if si.Err != nil {
+			site.Error = si.Err.Error()
+			r.Sites = append(r.Sites, site)
+			sources = append(sources, si.Name+" (unreachable)")
+			continue
+		}
+		offline = offline && si.Input.Offline
+		sources = append(sources, strings.TrimPrefix(si.Name+": ", ": ")+si.Input.Source)
+		devs, zones, pols := buildSite(si, now)
+		r.Devices = append(r.Devices, devs...)
+		r.Zones = append(r.Zones, zones...)
+		policies = append(policies, pols...)
+		ineffectives = append(ineffectives, ineffective(si.Name, si.Input.Approvals)...)
+		site.Zones = len(pols)
+		r.Sites = append(r.Sites, site)
+	}
+	r.Offline = offline
+	r.Source = strings.Join(sources, "; ")
+	sortDevices(r.Devices)
+	for i := range r.Zones {
+		finishZone(&r.Zones[i], r.Devices)
+	}
+	sort.SliceStable(r.Zones, func(i, j int) bool {
+		a, b := r.Zones[i], r.Zones[j]
+		if a.Site != b.Site {
+			return a.Site < b.Site
+		}
+		if (a.Name == Ungoverned) != (b.Name == Ungoverned) {
+			return b.Name == Ungoverned
+		}
+		return a.Name < b.Name
 	})
+	r.Summary = summarize(r.Devices, r.Zones, policies, ineffectives, now)
+	for i := range r.Sites {
+		countSite(&r.Sites[i], r.Devices)
+	}
+	return r
+}
+
+// buildSite builds one site's devices, zones and policy lines.
+func buildSite(si SiteInput, now time.Time) ([]Device, []Zone, []PolicySummary) {
+	in := si.Input
 	pols := append([]v1alpha1.SegmentPolicy(nil), in.Policies...)
 	sort.Slice(pols, func(i, j int) bool { return pols[i].Name < pols[j].Name })
-
+	byDevice := in.Approvals.ByDevice()
+	devs := make([]Device, 0, len(in.Devices))
+	for i := range in.Devices {
+		d := &in.Devices[i]
+		approvals := byDevice[v1alpha1.ObjectRef{Namespace: d.Namespace, Name: d.Name}]
+		dev := buildDevice(d, pols, approvals, now, in.Offline)
+		if si.Name != "" {
+			dev.Site = si.Name
+			dev.Ref = si.Name + ":" + dev.Ref
+			if dev.Exception != nil {
+				dev.Exception.Device = dev.Ref
+			}
+			for j := range dev.Grants {
+				dev.Grants[j].Device = dev.Ref
+			}
+			if dev.Traffic != nil {
+				dev.Traffic.Device = dev.Ref
+			}
+		}
+		devs = append(devs, dev)
+	}
 	zones := map[string]*Zone{}
+	var out []Zone
 	for _, p := range pols {
 		nets := append([]string{}, p.Spec.DeviceNetworks...)
 		sort.Strings(nets)
-		zones[p.Name] = &Zone{Name: p.Name, Enforcement: string(p.Spec.Enforcement), DeviceNetworks: nets, Devices: []string{}}
+		zones[p.Name] = &Zone{Site: si.Name, Name: p.Name, Enforcement: string(p.Spec.Enforcement), DeviceNetworks: nets}
 	}
-	s := &r.Summary
-	s.Policies, s.OpenDrift, s.Exceptions, s.Grants, s.Traffic = []PolicySummary{}, []Finding{}, []Exception{}, []Grant{}, []Traffic{}
-	s.IneffectiveApprovals = ineffective(in.Approvals)
-	byDevice := in.Approvals.ByDevice()
-	byPriority, byMode := map[string]int{}, map[string]int{}
+	perZone := map[string]int{}
+	for _, d := range devs {
+		perZone[d.Zone]++
+		if _, ok := zones[d.Zone]; !ok {
+			zones[d.Zone] = &Zone{Site: si.Name, Name: d.Zone, Enforcement: "-", DeviceNetworks: []string{}}
+		}
+	}
+	for _, z := range zones {
+		out = append(out, *z)
+	}
+	summaries := make([]PolicySummary, 0, len(pols))
+	for _, p := range pols {
+		summaries = append(summaries, policySummary(si.Name, &p, perZone[p.Name], in.Offline))
+	}
+	return devs, out, summaries
+}
+
+// policySummary is a policy's flatness and load line.
+func policySummary(site string, p *v1alpha1.SegmentPolicy, devices int, offline bool) PolicySummary {
+	ps := PolicySummary{Site: site, Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: devices, Flatness: FlatnessNotEvaluated,
+		Offenders: []string{}, Gateways: []string{}}
+	if offline {
+		ps.Flatness = FlatnessOffline
+		return ps
+	}
+	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated); c != nil {
+		ps.Flatness = "Flat"
+		if c.Status == metav1.ConditionTrue {
+			ps.Flatness = "Isolated"
+		}
+		if f := p.Status.Flatness; f != nil {
+			reach, evaluated := f.ReachableWorkloads, f.EvaluatedWorkloads
+			ps.ReachableWorkloads, ps.EvaluatedWorkloads = &reach, &evaluated
+			ps.Offenders = append(ps.Offenders, f.Offenders...)
+			if f.EvaluatedAt != nil {
+				ps.EvaluatedAt = ts(*f.EvaluatedAt)
+			}
+		}
+	}
+	for _, g := range p.Status.Gateways {
+		ps.Gateways = append(ps.Gateways, fmt.Sprintf("%s/%s: %s of %s entries (%d%%), %d devices", g.Namespace, g.Pod,
+			discover.Thousands(int64(g.Entries)), discover.Thousands(int64(g.Capacity)), int64(g.Entries)*100/max(int64(g.Capacity), 1), g.Devices))
+	}
+	return ps
+}
+
+// rank orders values most urgent first: a value not in order sorts last.
+func rank[T ~string](order []T, v string) int {
+	for i, o := range order {
+		if string(o) == v {
+			return i
+		}
+	}
+	return len(order)
+}
+
+// sortDevices orders devices by site, zone, priority (Immediate first), mode (Quarantine
+// first), then reference.
+func sortDevices(ds []Device) {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := &ds[i], &ds[j]
+		if a.Site != b.Site {
+			return a.Site < b.Site
+		}
+		if a.Zone != b.Zone {
+			if (a.Zone == Ungoverned) != (b.Zone == Ungoverned) {
+				return b.Zone == Ungoverned
+			}
+			return a.Zone < b.Zone
+		}
+		if pa, pb := rank(priorities, a.Priority), rank(priorities, b.Priority); pa != pb {
+			return pa < pb
+		}
+		if ma, mb := rank(modes, a.Mode), rank(modes, b.Mode); ma != mb {
+			return ma < mb
+		}
+		return a.Ref < b.Ref
+	})
+}
+
+// groupName is the diagram's grouping of a device: its type, else its care area.
+func groupName(d *Device) string {
+	switch {
+	case d.DeviceType != "":
+		return d.DeviceType
+	case d.CareArea != "":
+		return "care area " + d.CareArea
+	}
+	return "other devices"
+}
+
+// tierRank orders tiers most critical first.
+var tierOrder = []string{"Essential", "Clinical", "Support"}
+
+// finishZone fills a zone's devices (in the devices' order), mode counts and groups.
+func finishZone(z *Zone, devs []Device) {
+	z.Devices, z.Groups = []string{}, []DeviceGroup{}
+	byMode := map[string]int{}
+	type peerKey struct{ group, peer string }
+	groups := map[string]*DeviceGroup{}
+	groupModes := map[string]map[string]int{}
+	conduits := map[peerKey]*ConduitGroup{}
+	conduitDevs := map[peerKey]map[string]bool{}
+	conduitPorts := map[peerKey]map[string]bool{}
 	for i := range devs {
-		approvals := byDevice[v1alpha1.ObjectRef{Namespace: devs[i].Namespace, Name: devs[i].Name}]
-		d := buildDevice(&devs[i], pols, approvals, now, in.Offline)
-		r.Devices = append(r.Devices, d)
+		d := &devs[i]
+		if d.Zone != z.Name || d.Site != z.Site {
+			continue
+		}
+		z.Devices = append(z.Devices, d.Ref)
+		byMode[d.Mode]++
+		gn := groupName(d)
+		g := groups[gn]
+		if g == nil {
+			g = &DeviceGroup{Name: gn, Mode: d.Mode, Conduits: []ConduitGroup{}}
+			groups[gn], groupModes[gn] = g, map[string]int{}
+		}
+		g.Devices++
+		groupModes[gn][d.Mode]++
+		if rank(modes, d.Mode) < rank(modes, g.Mode) {
+			g.Mode = d.Mode
+		}
+		for _, c := range d.Flows {
+			for _, n := range c.nodes {
+				k := peerKey{gn, n}
+				cg := conduits[k]
+				if cg == nil {
+					cg = &ConduitGroup{Peer: n, External: strings.HasPrefix(n, "external "), Tier: c.Tier}
+					conduits[k], conduitDevs[k], conduitPorts[k] = cg, map[string]bool{}, map[string]bool{}
+				}
+				cg.Flows++
+				switch {
+				case c.Allowed:
+					cg.Allowed++
+				case c.Reason == Unknown:
+					cg.Undecided++
+				default:
+					cg.Blocked++
+				}
+				if rank(tierOrder, c.Tier) < rank(tierOrder, cg.Tier) {
+					cg.Tier = c.Tier
+				}
+				conduitDevs[k][d.Ref] = true
+				conduitPorts[k][portOf(c)] = true
+			}
+		}
+	}
+	z.ByMode = modeCounts(byMode)
+	for k, cg := range conduits {
+		cg.Devices = len(conduitDevs[k])
+		cg.Ports = sortedKeys(conduitPorts[k])
+		groups[k.group].Conduits = append(groups[k.group].Conduits, *cg)
+	}
+	for gn, g := range groups {
+		g.ByMode = modeCounts(groupModes[gn])
+		sort.Slice(g.Conduits, func(i, j int) bool {
+			a, b := g.Conduits[i], g.Conduits[j]
+			if a.Flows != b.Flows {
+				return a.Flows > b.Flows
+			}
+			return a.Peer < b.Peer
+		})
+		z.Groups = append(z.Groups, *g)
+	}
+	sort.Slice(z.Groups, func(i, j int) bool {
+		a, b := z.Groups[i], z.Groups[j]
+		if a.Devices != b.Devices {
+			return a.Devices > b.Devices
+		}
+		return a.Name < b.Name
+	})
+}
+
+// modeCounts lists counts by mode, strictest first, Unknown last when there are any.
+func modeCounts(by map[string]int) []Count {
+	out := []Count{}
+	for _, m := range modes {
+		out = append(out, Count{Name: string(m), Count: by[string(m)]})
+	}
+	if n := by[Unknown]; n > 0 {
+		out = append(out, Count{Name: Unknown, Count: n})
+	}
+	return out
+}
+
+// summarize answers the first screen's questions from the devices.
+func summarize(devs []Device, zones []Zone, policies []PolicySummary, ineffectives []Finding, now time.Time) Summary {
+	s := Summary{Policies: policies, Exceptions: []Exception{}, Grants: []Grant{}, Traffic: []Traffic{}, Urgent: []DeviceLine{},
+		Ending: []Ending{}, Audit: []AuditZone{}}
+	if s.Policies == nil {
+		s.Policies = []PolicySummary{}
+	}
+	var notSegmented []Finding
+	byPriority, byMode := map[string]int{}, map[string]int{}
+	audit := map[string]*AuditZone{}
+	var auditOrder []string
+	for i := range devs {
+		d := &devs[i]
 		s.Devices++
-		if d.Segmented {
+		switch {
+		case d.Segmented:
 			s.Segmented++
-		} else {
-			s.OpenDrift = append(s.OpenDrift, Finding{Device: d.Ref, Reason: d.SegmentedReason, Detail: d.SegmentedDetail})
+		case d.InAudit:
+			s.InAudit++
+			k := d.Site + "\x00" + d.Zone
+			a := audit[k]
+			if a == nil {
+				a = &AuditZone{Site: d.Site, Policy: d.Zone}
+				audit[k] = a
+				auditOrder = append(auditOrder, k)
+			}
+			auditDevice(a, d)
+		default:
+			s.NotSegmented++
+			notSegmented = append(notSegmented, Finding{Device: d.Ref, Reason: d.SegmentedReason, Detail: d.SegmentedDetail})
 		}
 		if !d.Commissioned {
 			s.Onboarding++
 		}
 		byPriority[d.Priority]++
 		byMode[d.Mode]++
-		z, ok := zones[d.Zone]
-		if !ok {
-			z = &Zone{Name: d.Zone, Enforcement: "-", DeviceNetworks: []string{}, Devices: []string{}}
-			zones[d.Zone] = z
+		if d.Priority == string(v1alpha1.PriorityImmediate) || d.Priority == string(v1alpha1.PriorityOutOfCycle) {
+			s.Urgent = append(s.Urgent, lineOf(d))
 		}
-		z.Devices = append(z.Devices, d.Ref)
-		if d.Exception != nil {
-			s.Exceptions = append(s.Exceptions, *d.Exception)
+		if e := d.Exception; e != nil {
+			s.Exceptions = append(s.Exceptions, *e)
+			if e.State == "Expires soon" {
+				s.Ending = append(s.Ending, Ending{Kind: "SegmentException", Name: e.Name, Device: e.Device, Ends: e.ExpiresAt, What: "caps the mode at " + e.MaxMode})
+			}
+		}
+		for _, g := range d.Grants {
+			s.Grants = append(s.Grants, g)
+			if g.State == "Open" {
+				s.Ending = append(s.Ending, Ending{Kind: "AccessGrant", Name: g.Name, Device: g.Device, Ends: g.NotAfter, What: "opens flow " + g.Flow})
+			}
 		}
 		if t := d.Traffic; t != nil && (t.UndeclaredFlows > 0 || t.Drops > 0 || t.BypassConnections > 0) {
 			s.Traffic = append(s.Traffic, *t)
@@ -292,60 +730,185 @@ func Build(in Input) *Report {
 	if n := byPriority[Unknown]; n > 0 {
 		s.ByPriority = append(s.ByPriority, Count{Name: Unknown, Count: n})
 	}
-	for _, m := range modes {
-		s.ByMode = append(s.ByMode, Count{Name: string(m), Count: byMode[string(m)]})
+	s.ByMode = modeCounts(byMode)
+	s.NotSegmentedByReason = groupFindings(notSegmented)
+	s.IneffectiveApprovals = groupFindings(ineffectives)
+	for _, k := range auditOrder {
+		s.Audit = append(s.Audit, *audit[k])
 	}
-	if n := byMode[Unknown]; n > 0 {
-		s.ByMode = append(s.ByMode, Count{Name: Unknown, Count: n})
-	}
-	for _, p := range pols {
-		ps := PolicySummary{Name: p.Name, Enforcement: string(p.Spec.Enforcement), Devices: len(zones[p.Name].Devices), Flatness: Unknown,
-			Offenders: []string{}}
-		if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionIsolated); c != nil && !in.Offline {
-			ps.Flatness = "Flat"
-			if c.Status == metav1.ConditionTrue {
-				ps.Flatness = "Isolated"
+	for i := range s.Audit {
+		for _, z := range zones {
+			if z.Site == s.Audit[i].Site && z.Name == s.Audit[i].Policy {
+				s.Audit[i].ByMode = z.ByMode
 			}
 		}
-		if f := p.Status.Flatness; f != nil && !in.Offline {
-			ps.ReachableWorkloads = f.ReachableWorkloads
-			ps.Offenders = append(ps.Offenders, f.Offenders...)
-		}
-		ps.Gateways = []string{}
-		if !in.Offline {
-			for _, g := range p.Status.Gateways {
-				ps.Gateways = append(ps.Gateways, fmt.Sprintf("%s/%s: %s of %s entries (%d%%), %d devices", g.Namespace, g.Pod,
-					discover.Thousands(int64(g.Entries)), discover.Thousands(int64(g.Capacity)), int64(g.Entries)*100/max(int64(g.Capacity), 1), g.Devices))
-			}
-		}
-		s.Policies = append(s.Policies, ps)
-	}
-	for _, d := range r.Devices {
-		s.Grants = append(s.Grants, d.Grants...)
 	}
 	sortGrants(s.Grants)
-	names := make([]string, 0, len(zones))
-	for n := range zones {
-		names = append(names, n)
+	sort.SliceStable(s.Ending, func(i, j int) bool {
+		if s.Ending[i].Ends != s.Ending[j].Ends {
+			return s.Ending[i].Ends < s.Ending[j].Ends
+		}
+		return s.Ending[i].Name < s.Ending[j].Name
+	})
+	// Urgent: Immediate before OutOfCycle; then not segmented, in Audit, segmented; then mode.
+	exposure := func(l DeviceLine) int {
+		switch {
+		case l.Segmented:
+			return 2
+		case l.Status == StatusInAudit:
+			return 1
+		}
+		return 0
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		r.Zones = append(r.Zones, *zones[n])
+	sort.SliceStable(s.Urgent, func(i, j int) bool {
+		a, b := s.Urgent[i], s.Urgent[j]
+		if pa, pb := rank(priorities, a.Priority), rank(priorities, b.Priority); pa != pb {
+			return pa < pb
+		}
+		if ea, eb := exposure(a), exposure(b); ea != eb {
+			return ea < eb
+		}
+		if ma, mb := rank(modes, a.Mode), rank(modes, b.Mode); ma != mb {
+			return ma < mb
+		}
+		return a.Ref < b.Ref
+	})
+	_ = now
+	return s
+}
+
+// auditDevice adds a device of an Audit zone to what Enforce would do there.
+func auditDevice(a *AuditZone, d *Device) {
+	a.Devices++
+	blocked := 0
+	for _, c := range d.Flows {
+		if !c.Allowed {
+			blocked++
+		}
 	}
-	return r
+	a.BlockedFlows += blocked
+	if blocked > 0 {
+		a.DevicesWithBlockedFlows++
+	}
+	if t := d.Traffic; t != nil && t.UndeclaredFlows > 0 {
+		a.UndeclaredFlows += int64(t.UndeclaredFlows)
+		a.UndeclaredConnections += t.UndeclaredConnections
+		a.DevicesWithUndeclared++
+	}
+	if d.SegmentedReason == v1alpha1.ReasonSharedGateway {
+		a.SharedGateway++
+	}
+}
+
+// lineOf is a device's line in a first-screen list.
+func lineOf(d *Device) DeviceLine {
+	l := DeviceLine{Ref: d.Ref, Site: d.Site, Zone: d.Zone, Priority: d.Priority, Mode: d.Mode, Enforcement: d.Enforcement,
+		Segmented: d.Segmented, Status: d.SegmentedReason, Deciding: d.Deciding}
+	switch {
+	case d.Segmented:
+		l.Status = "Segmented"
+	case d.InAudit:
+		l.Status = StatusInAudit
+	}
+	return l
+}
+
+// groupFindings collapses findings by reason: the largest group first, each with its distinct
+// details, most frequent first.
+func groupFindings(fs []Finding) []FindingGroup {
+	groups := map[string]*FindingGroup{}
+	details := map[string]map[string]int{}
+	for _, f := range fs {
+		g := groups[f.Reason]
+		if g == nil {
+			g = &FindingGroup{Reason: f.Reason, Devices: []string{}, Details: []Detail{}}
+			groups[f.Reason], details[f.Reason] = g, map[string]int{}
+		}
+		g.Count++
+		g.Devices = append(g.Devices, f.Device)
+		details[f.Reason][f.Detail]++
+	}
+	out := make([]FindingGroup, 0, len(groups))
+	for reason, g := range groups {
+		for text, n := range details[reason] {
+			g.Details = append(g.Details, Detail{Text: text, Count: n})
+		}
+		sort.Slice(g.Details, func(i, j int) bool {
+			if g.Details[i].Count != g.Details[j].Count {
+				return g.Details[i].Count > g.Details[j].Count
+			}
+			return g.Details[i].Text < g.Details[j].Text
+		})
+		if len(g.Details) > MaxDetails {
+			for _, d := range g.Details[MaxDetails:] {
+				g.OtherDetails += d.Count
+			}
+			g.Details = g.Details[:MaxDetails]
+		}
+		sort.Strings(g.Devices)
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// countSite fills a site's counts from the fleet's devices.
+func countSite(s *Site, devs []Device) {
+	if !s.Reachable {
+		return
+	}
+	for i := range devs {
+		d := &devs[i]
+		if d.Site != s.Name {
+			continue
+		}
+		s.Devices++
+		switch {
+		case d.Segmented:
+			s.Segmented++
+		case d.InAudit:
+			s.InAudit++
+		default:
+			s.NotSegmented++
+		}
+		switch d.Priority {
+		case string(v1alpha1.PriorityImmediate):
+			s.Immediate++
+		case string(v1alpha1.PriorityOutOfCycle):
+			s.OutOfCycle++
+		}
+	}
+}
+
+// Finding is a device (or approval) that is not as declared, and why.
+type Finding struct {
+	Device string
+	Reason string
+	Detail string
 }
 
 // ineffective lists the approvals in phase Ineffective, by device then name.
-func ineffective(a v1alpha1.Approvals) []Finding {
+func ineffective(site string, a v1alpha1.Approvals) []Finding {
 	out := []Finding{}
+	ref := func(r v1alpha1.ObjectRef) string {
+		if site != "" {
+			return site + ":" + r.String()
+		}
+		return r.String()
+	}
 	for _, e := range a.Exceptions {
 		if e.Status.Phase == v1alpha1.ApprovalIneffective {
-			out = append(out, Finding{Device: e.Spec.Device.String(), Reason: e.Status.Reason, Detail: "SegmentException " + e.Name + ": " + e.Status.Message})
+			out = append(out, Finding{Device: ref(e.Spec.Device), Reason: e.Status.Reason, Detail: "SegmentException " + e.Name + ": " + e.Status.Message})
 		}
 	}
 	for _, g := range a.Grants {
 		if g.Status.Phase == v1alpha1.ApprovalIneffective {
-			out = append(out, Finding{Device: g.Spec.Device.String(), Reason: g.Status.Reason, Detail: "AccessGrant " + g.Name + ": " + g.Status.Message})
+			out = append(out, Finding{Device: ref(g.Spec.Device), Reason: g.Status.Reason, Detail: "AccessGrant " + g.Name + ": " + g.Status.Message})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -396,7 +959,7 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, appro
 		Firmware: d.Spec.Identity.FirmwareVersion, SerialNumber: d.Spec.Identity.SerialNumber, CareArea: d.Spec.Clinical.CareArea,
 		SafetyImpact: string(d.Spec.Clinical.SafetyImpact), MissionImpact: string(d.Spec.Clinical.MissionImpact),
 		Addresses: append([]string{}, d.Spec.Network.Addresses...),
-		Zone:      Ungoverned, Priority: Unknown, Mode: Unknown, SSVC: []string{},
+		Zone:      Ungoverned, Enforcement: "-", Priority: Unknown, Mode: Unknown, SSVC: []string{},
 		Flows: []Conduit{}, Grants: []Grant{}, ForeignPolicies: []string{}, History: []HistoryItem{},
 	}
 	sort.Strings(out.Addresses)
@@ -467,6 +1030,13 @@ func buildDevice(d *v1alpha1.MedicalDevice, pols []v1alpha1.SegmentPolicy, appro
 	default:
 		out.SegmentedReason = v1alpha1.ReasonNoSegmentPolicy
 		out.SegmentedDetail = "no SegmentPolicy selects this device: it is not governed"
+	}
+	if seg != nil && seg.Policy != "" {
+		out.Enforcement = orUnknown(string(seg.Enforcement))
+		// Audit is a rollout stage, not drift: a governed device in Audit that is unenforced
+		// only because of it.
+		out.InAudit = !out.Segmented && seg.Enforcement == v1alpha1.EnforcementAudit &&
+			(out.SegmentedReason == v1alpha1.ReasonAuditOnly || out.SegmentedReason == v1alpha1.ReasonSharedGateway)
 	}
 	cs := d.Spec.CommissioningState()
 	out.Commissioned = cs.Commissioned

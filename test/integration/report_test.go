@@ -79,7 +79,7 @@ func TestLiveReport(t *testing.T) {
 		r = report.Build(mine(g))
 		s := r.Summary
 		g.Expect(s.Devices).To(Equal(5))
-		g.Expect(s.Segmented).To(Equal(5), "%+v", s.OpenDrift)
+		g.Expect(s.Segmented).To(Equal(5), "%+v", s.NotSegmentedByReason)
 		g.Expect(s.Policies).To(HaveLen(2))
 		for _, p := range s.Policies {
 			g.Expect(p.Flatness).To(Equal("Isolated"), p.Name)
