@@ -42,6 +42,7 @@ help: ## Show this help.
 generate: $(CONTROLLER_GEN) $(HELM) ## Generate deepcopy code, the chart README, config/admission from the chart, the krew manifest and the sample Hubble capture.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(GO) run ./hack/chartdoc charts/medseg
+	$(GO) run ./hack/reportschema internal/report docs/report.schema.json
 	$(MAKE) krew-manifest
 	$(GO) run ./hack/gen-capture config/samples/discovery/capture.jsonpb
 	( echo "# Generated from charts/medseg (protectedInputs, default values) by make generate. Do not edit."; \
@@ -69,9 +70,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 
 .PHONY: verify
 verify: generate manifests $(HELM) $(KUSTOMIZE) ## Regenerate everything and fail if the committed output differs; vet and lint.
-	@if [ -n "$$(git status --porcelain -- api config charts plugins)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts plugins docs/report.schema.json)" ]; then \
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config charts plugins; git --no-pager diff --stat -- api config charts plugins; exit 1; fi
+		git status --porcelain -- api config charts plugins docs/report.schema.json; git --no-pager diff --stat -- api config charts plugins docs/report.schema.json; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	hack/check-tracked-files.sh
 	$(GO) mod tidy -diff
@@ -88,20 +89,21 @@ test: $(HELM) $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and et
 	$(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: test-browser
-test-browser: ## Render the live sample hospital's report with headless Chromium (Debian package) to test/output/report/*.png.
+test-browser: ## Check the reports of the live sample hospital and of a 1,000-device hospital in headless Chromium (Debian package): no overflow, tiles and Immediate list in the first viewport, no network request; screenshots and PDF in test/output/report/.
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium from Debian's packages"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
 	assets="$$($(ENVTEST_ASSETS_CMD))"; \
 	KUBEBUILDER_ASSETS="$$assets" MEDSEG_CHROMIUM="$$(command -v chromium)" MEDSEG_REPORT_DIR=$(CURDIR)/test/output/report \
 	$(GO) test ./test/integration -run '^TestLiveReport$$' -count=1 -v -timeout 10m
+	MEDSEG_CHROMIUM="$$(command -v chromium)" MEDSEG_REPORT_DIR=$(CURDIR)/test/output/report $(GO) test ./test/browser -count=1 -v -timeout 10m
 
 .PHONY: envtest
 envtest: ## Build (or find) the envtest kube-apiserver and etcd and print their directory.
 	@$(ENVTEST_ASSETS_CMD)
 
 .PHONY: bench
-bench: ## Benchmarks: the pure engines (go test -bench), the operator at 1,000 and 10,000 devices (with approval churn and 5,000 exceptions), discover on 1,000,000 Hubble records, the traffic follower, and the feeds at 10,000 devices.
-	$(GO) test ./internal/risk ./internal/render -run '^$$' -bench . -benchmem
+bench: ## Benchmarks: the pure engines and the report writers (go test -bench), the operator at 1,000 and 10,000 devices (with approval churn and 5,000 exceptions), discover on 1,000,000 Hubble records, the traffic follower, the feeds at 10,000 devices, and the report in Chromium.
+	$(GO) test ./internal/risk ./internal/render ./internal/report -run '^$$' -bench . -benchmem
 	assets="$$($(ENVTEST_ASSETS_CMD))"; \
 	for n in 1000 10000; do \
 		KUBEBUILDER_ASSETS="$$assets" MEDSEG_BENCH_N=$$n $(GO) test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 120m || exit 1; \
@@ -110,7 +112,14 @@ bench: ## Benchmarks: the pure engines (go test -bench), the operator at 1,000 a
 	$(GO) test ./test/bench -run '^TestBench(Discover|Follower)$$' -count=1 -v -timeout 60m
 	assets="$$($(ENVTEST_ASSETS_CMD))"; KUBEBUILDER_ASSETS="$$assets" MEDSEG_BENCH_FEED_N=10000 \
 	$(GO) test ./test/bench -run '^TestBenchFeeds$$' -count=1 -v -timeout 60m
+	$(MAKE) bench-report
 	@if [ -n "$(BENCH_50K)" ]; then $(MAKE) bench-50k; else echo "the 50,000-device run is opt-in: make bench BENCH_50K=1, or make bench-50k"; fi
+
+.PHONY: bench-report
+bench-report: ## The auditor's report at 1,000 and 10,000 devices against the 5-device one: build time, HTML/Markdown/JSON size, headless Chromium load time (Debian package) → test/output/bench-report.json.
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium from Debian's packages"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+	MEDSEG_CHROMIUM="$$(command -v chromium)" $(GO) test ./test/bench -run '^TestBenchReport$$' -count=1 -v -timeout 30m
 
 .PHONY: bench-50k
 bench-50k: ## Opt-in, about an hour on 2 cores: the operator at 50,000 devices (KEV on 1%, approval churn, 5,000 exceptions).

@@ -328,7 +328,6 @@ func (d *diagram) aggregated(r *Report) {
 	}
 	type groupBox struct {
 		z    Zone
-		zi   int
 		g    DeviceGroup
 		gi   int
 		b    box

@@ -722,6 +722,6 @@ footer{color:#829ab1;font-size:12px;margin-top:28px}
 h2{break-after:avoid}h3{break-after:avoid}tr,li{break-inside:avoid}.tile .value{font-size:16px}
 #devices{break-before:page}#devices h2::before{content:"Appendix: "}
 .devs{font-size:8.5px}.dev{break-inside:avoid;content-visibility:visible}.dev::details-content{content-visibility:visible;display:block}
-.dev summary b::before{content:""}.dev dl{font-size:8px;grid-template-columns:64px minmax(0,1fr);margin:2px 6px 4px}
+.dev summary b::before,.dev[open] summary b::before{content:""}.dev dl{font-size:8px;grid-template-columns:64px minmax(0,1fr);margin:2px 6px 4px}
 .c{font-size:8.5px;padding:0 4px}svg{max-height:24cm;width:auto}}
 `

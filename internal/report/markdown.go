@@ -303,10 +303,9 @@ func yesNo(b bool) string {
 }
 
 // md escapes text for a Markdown table cell or line.
-func md(s string) string {
-	r := strings.NewReplacer("|", "\\|", "\n", " ", "*", "\\*", "_", "\\_", "<", "&lt;", ">", "&gt;")
-	return r.Replace(s)
-}
+func md(s string) string { return mdEscaper.Replace(s) }
+
+var mdEscaper = strings.NewReplacer("|", "\\|", "\n", " ", "*", "\\*", "_", "\\_", "<", "&lt;", ">", "&gt;")
 
 // table is a summary table both writers print.
 type table struct {

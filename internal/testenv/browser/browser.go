@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,14 @@ type Options struct {
 	// stop. Zero means DefaultTimeout.
 	Timeout time.Duration
 
+	// PDF, if not empty, is the path of the page printed to PDF (A4, with
+	// backgrounds): what the print stylesheet makes of it.
+	PDF string
+
+	// Script, if not empty, is a JavaScript expression evaluated after the
+	// checks (a promise is awaited); its string value is Result.Script.
+	Script string
+
 	// SkipOverflow leaves out the overflow check, which reads the layout of
 	// every element: a benchmark measuring load time needs only the load.
 	SkipOverflow bool
@@ -104,6 +113,9 @@ type Result struct {
 	// ConsoleErrors are the calls of console.error and the uncaught
 	// exceptions of the page.
 	ConsoleErrors []string
+
+	// Script is the value of Options.Script.
+	Script string
 }
 
 // Load starts a headless Chromium, loads pageURL in it, waits for the load
@@ -225,8 +237,36 @@ func inspect(ctx context.Context, o Options, res *Result) error {
 			return err
 		}
 	}
+	if o.PDF != "" {
+		if err := writeShot(ctx, o.PDF, printPDF()); err != nil {
+			return err
+		}
+	}
+	if o.Script != "" {
+		if res.Script, err = chromedp.Run(ctx, chromedp.Evaluate[string](o.Script, chromedp.EvalAwaitPromise)); err != nil {
+			return fmt.Errorf("browser: running the script: %w", err)
+		}
+	}
 	return nil
 }
+
+// printPDF prints the page on A4 with its print stylesheet.
+func printPDF() chromedp.Action[[]byte] {
+	return func(ctx context.Context, t *chromedp.Target) ([]byte, error) {
+		yes, margin := true, 0.4
+		r, err := cdp.Call(ctx, t, page.PrintToPDF, page.PrintToPDFParams{PrintBackground: &yes, PaperWidth: 8.27, PaperHeight: 11.69,
+			MarginTop: &margin, MarginBottom: &margin, MarginLeft: &margin, MarginRight: &margin})
+		if err != nil {
+			return nil, fmt.Errorf("printing to PDF: %w", err)
+		}
+		return r.Data, nil
+	}
+}
+
+// PDFPages counts the pages of a PDF Chromium printed (its /Type /Page objects).
+func PDFPages(pdf []byte) int { return len(pageObject.FindAllIndex(pdf, -1)) }
+
+var pageObject = regexp.MustCompile(`/Type\s*/Page[^s]`)
 
 // setViewport makes the viewport exactly w x h CSS px at scale 1, whatever
 // the window size of the headless browser turns out to be.
