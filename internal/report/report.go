@@ -59,104 +59,167 @@ const SchemaVersion = "medseg.io/report/v1"
 // Report is the report's content; its JSON form is `report -o json`, the stable contract
 // described by docs/report.schema.json.
 type Report struct {
+	// The schema this document follows, "medseg.io/report/v1". It changes when a field is
+	// removed or changes meaning; fields may be added within a version.
 	SchemaVersion string `json:"schemaVersion"`
-	Title         string `json:"title"`
-	GeneratedAt   string `json:"generatedAt"`
-	Source        string `json:"source"`
-	Offline       bool   `json:"offline"`
-	// Sites are the clusters the report covers: one for a single cluster, several for a fleet.
-	Sites   []Site   `json:"sites"`
-	Summary Summary  `json:"summary"`
-	Zones   []Zone   `json:"zones"`
+	// The report's title: always "Medical device segmentation report".
+	Title string `json:"title"`
+	// When the report was made, RFC 3339 UTC time: the clock that decides which exceptions and
+	// grants are active, expire soon or open soon.
+	GeneratedAt string `json:"generatedAt"`
+	// Where the objects came from, e.g. "the live cluster" or "files: config/samples"; in a
+	// fleet report, "site: source" or "site (unreachable)" per site, joined by "; ".
+	Source string `json:"source"`
+	// True when statuses were computed from files rather than read from a cluster: nothing is
+	// then known about drift, flatness, observed traffic or history.
+	Offline bool `json:"offline"`
+	// The clusters the report covers: one (with an empty `name`) for a single cluster, one per
+	// site for a fleet, unreachable ones included.
+	Sites []Site `json:"sites"`
+	// The first screen: the auditor's questions, answered with counts and short lists.
+	Summary Summary `json:"summary"`
+	// The zones: one per SegmentPolicy, plus "(ungoverned)" for devices no SegmentPolicy
+	// governs; by site, then name, "(ungoverned)" last.
+	Zones []Zone `json:"zones"`
+	// Every device, by site, zone ("(ungoverned)" last), priority (Immediate first), mode
+	// (Quarantine first), then `ref`.
 	Devices []Device `json:"devices"`
 }
 
 // Site is one cluster's line on the first screen.
 type Site struct {
-	Name      string `json:"name"`
-	Source    string `json:"source"`
-	Reachable bool   `json:"reachable"`
-	// Error says why an unreachable site could not be read.
-	Error        string `json:"error,omitempty"`
-	Devices      int    `json:"devices"`
-	Segmented    int    `json:"segmented"`
-	InAudit      int    `json:"inAudit"`
-	NotSegmented int    `json:"notSegmented"`
-	Immediate    int    `json:"immediate"`
-	OutOfCycle   int    `json:"outOfCycle"`
-	Zones        int    `json:"zones"`
+	// The site's name (its kubeconfig context); empty for a single-cluster report.
+	Name string `json:"name"`
+	// Where the site's objects came from, e.g. "server https://10.0.0.1:6443 (context east)";
+	// empty for an unreachable site.
+	Source string `json:"source"`
+	// False when the site could not be read: `error` says why and its counts are zero.
+	Reachable bool `json:"reachable"`
+	// Why an unreachable site could not be read; omitted for a reachable site.
+	Error string `json:"error,omitempty"`
+	// How many devices the site has.
+	Devices int `json:"devices"`
+	// How many of its devices are segmented (enforced as declared).
+	Segmented int `json:"segmented"`
+	// How many are unenforced only because their SegmentPolicy is in Audit.
+	InAudit int `json:"inAudit"`
+	// How many are neither segmented nor in Audit; `segmented`, `inAudit` and `notSegmented`
+	// add up to `devices`.
+	NotSegmented int `json:"notSegmented"`
+	// How many devices have priority Immediate.
+	Immediate int `json:"immediate"`
+	// How many devices have priority OutOfCycle.
+	OutOfCycle int `json:"outOfCycle"`
+	// How many SegmentPolicies the site has ("(ungoverned)" not counted).
+	Zones int `json:"zones"`
 }
 
 // Count is a named count.
 type Count struct {
-	Name  string `json:"name"`
-	Count int    `json:"count"`
+	// The value counted: a mode (e.g. Quarantine) or a priority (e.g. Immediate).
+	Name string `json:"name"`
+	// How many devices have that value.
+	Count int `json:"count"`
 }
 
 // Summary is the first screen: the auditor's questions, answered at any size.
 type Summary struct {
+	// How many devices the report covers (unreachable sites contribute none).
 	Devices int `json:"devices"`
-	// Segmented devices are enforced as declared (condition Segmented=True).
-	Segmented        int `json:"segmented"`
+	// Devices enforced as declared: condition Segmented=True (offline: governed by a
+	// SegmentPolicy in Enforce).
+	Segmented int `json:"segmented"`
+	// `segmented` as a percentage of `devices`, rounded down; 0 when there are no devices.
 	SegmentedPercent int `json:"segmentedPercent"`
-	// InAudit devices are governed by a SegmentPolicy in Audit: a rollout stage, not drift.
+	// Devices governed by a SegmentPolicy in Audit and unenforced only because of it: a rollout
+	// stage, not drift.
 	InAudit int `json:"inAudit"`
-	// NotSegmented devices are neither segmented nor in Audit: NotSegmentedByReason says why.
-	NotSegmented int     `json:"notSegmented"`
-	Onboarding   int     `json:"onboarding"`
-	ByPriority   []Count `json:"byPriority"`
-	ByMode       []Count `json:"byMode"`
-	// NotSegmentedByReason groups the devices that are not segmented (Audit aside) by reason,
-	// largest group first.
+	// Devices neither segmented nor in Audit; `notSegmentedByReason` says why.
+	NotSegmented int `json:"notSegmented"`
+	// Devices not commissioned: no commissioning approval, or flows changed since it.
+	Onboarding int `json:"onboarding"`
+	// Devices per priority: Immediate, OutOfCycle, Scheduled, Defer (always listed), then
+	// Unknown (not assessed) when there are any.
+	ByPriority []Count `json:"byPriority"`
+	// Devices per mode: Quarantine, Restricted, Standard (always listed), then Unknown when
+	// there are any.
+	ByMode []Count `json:"byMode"`
+	// The devices counted in `notSegmented`, grouped by their `segmentedReason`, largest group
+	// first.
 	NotSegmentedByReason []FindingGroup `json:"notSegmentedByReason"`
-	// Audit is what each zone in Audit would do under Enforce.
+	// What each SegmentPolicy in Audit that has devices in Audit would do under Enforce; by
+	// site, then policy.
 	Audit []AuditZone `json:"audit"`
-	// Urgent are the Immediate and OutOfCycle devices, most urgent first.
+	// The Immediate and OutOfCycle devices: Immediate first, then not segmented before in Audit
+	// before segmented, then strictest mode, then `ref`.
 	Urgent []DeviceLine `json:"urgent"`
-	// Ending are the exceptions that expire and the grants that close within Soon, soonest first.
-	Ending   []Ending        `json:"ending"`
+	// The exceptions that expire and the open access grants that close within 7 days,
+	// soonest `ends` first.
+	Ending []Ending `json:"ending"`
+	// One line per SegmentPolicy, by site, then name.
 	Policies []PolicySummary `json:"policies"`
-	// Exceptions are every active exception, Grants every grant open or opening within Soon.
+	// Every active segment exception (at most one per device), in `devices` order.
 	Exceptions []Exception `json:"exceptions"`
-	Grants     []Grant     `json:"grants"`
-	// IneffectiveApprovals are the SegmentExceptions and AccessGrants in phase Ineffective,
-	// grouped by reason.
+	// Every access grant open now or opening within 7 days (Ineffective ones aside), by
+	// `notBefore`, then `name`.
+	Grants []Grant `json:"grants"`
+	// The SegmentExceptions and AccessGrants in phase Ineffective (they open nothing), grouped
+	// by their status reason.
 	IneffectiveApprovals []FindingGroup `json:"ineffectiveApprovals"`
-	// Traffic lists the devices whose observed traffic (Hubble) has flows their declared flows
-	// do not cover, drops, or connections that bypassed their gateway.
+	// The devices whose observed traffic (Hubble) has undeclared flows, drops or connections
+	// that bypassed their gateway, in `devices` order; always empty offline.
 	Traffic []Traffic `json:"traffic"`
 }
 
 // Traffic is a device's observed traffic, as the operator summarised it from Hubble.
 type Traffic struct {
-	Device      string `json:"device"`
+	// The device's `ref`.
+	Device string `json:"device"`
+	// The enforcement of the device's SegmentPolicy, Enforce or Audit; Unknown when none is
+	// recorded.
 	Enforcement string `json:"enforcement"`
-	Window      string `json:"window"`
-	// UndeclaredFlows are observed flows the device's flows do not cover: Enforce drops them.
-	UndeclaredFlows       int32    `json:"undeclaredFlows"`
-	UndeclaredConnections int64    `json:"undeclaredConnections"`
-	Undeclared            []string `json:"undeclared"`
-	Drops                 int64    `json:"drops"`
-	BypassConnections     int64    `json:"bypassConnections"`
+	// How far back the counts go, as a Go duration, e.g. "1h0m0s".
+	Window string `json:"window"`
+	// How many observed flows the device's declared flows do not cover: Enforce drops them.
+	UndeclaredFlows int32 `json:"undeclaredFlows"`
+	// How many connections those undeclared flows carried.
+	UndeclaredConnections int64 `json:"undeclaredConnections"`
+	// The undeclared flows with the most connections (at most 10), one line each: direction,
+	// peer, gateway port, connections and when last seen (RFC 3339 UTC).
+	Undeclared []string `json:"undeclared"`
+	// Connections to or from the device (through its gateway or not) that Cilium dropped in
+	// the window.
+	Drops int64 `json:"drops"`
+	// Connections between the device's addresses and pods other than its gateways: evidence
+	// that its network is flat.
+	BypassConnections int64 `json:"bypassConnections"`
 }
 
 // FindingGroup is one reason and the devices it applies to: repeated identical findings
 // collapse into one line with a count.
 type FindingGroup struct {
+	// The reason: a device's `segmentedReason` (e.g. NoSegmentPolicy, GatewayNotFound), or an
+	// approval's status reason (e.g. WindowTooLong, FlowNotFound).
 	Reason string `json:"reason"`
-	Count  int    `json:"count"`
-	// Details are the distinct explanations, most frequent first (at most MaxDetails), with
-	// how many devices each applies to; OtherDetails counts the devices of the rest.
-	Details      []Detail `json:"details"`
-	OtherDetails int      `json:"otherDetails"`
-	// Devices are the devices (or, for approvals, the approvals' devices) in the group.
+	// How many devices (for approvals: how many approvals) have this reason.
+	Count int `json:"count"`
+	// The distinct explanations, most frequent first, at most 5, each with how many it
+	// applies to.
+	Details []Detail `json:"details"`
+	// How many of `count` have an explanation beyond the 5 listed in `details`.
+	OtherDetails int `json:"otherDetails"`
+	// The `ref`s of the group's devices, sorted; for approvals, each approval's device
+	// (repeated when a device has several).
 	Devices []string `json:"devices"`
 }
 
 // Detail is one distinct explanation of a finding and how often it occurs.
 type Detail struct {
-	Text  string `json:"text"`
-	Count int    `json:"count"`
+	// The explanation: a device's `segmentedDetail`, or "SegmentException NAME: message" /
+	// "AccessGrant NAME: message" for an approval.
+	Text string `json:"text"`
+	// How many devices (or approvals) of the group it applies to.
+	Count int `json:"count"`
 }
 
 // MaxDetails bounds a FindingGroup's distinct details.
@@ -164,65 +227,95 @@ const MaxDetails = 5
 
 // AuditZone is a SegmentPolicy in Audit: what Enforce would do.
 type AuditZone struct {
-	Site    string `json:"site,omitempty"`
-	Policy  string `json:"policy"`
-	Devices int    `json:"devices"`
-	// ByMode are the modes the devices would be in.
+	// The site's name; omitted in a single-cluster report.
+	Site string `json:"site,omitempty"`
+	// The SegmentPolicy's name.
+	Policy string `json:"policy"`
+	// How many of its devices are in Audit (`inAudit`): those the rest of this entry counts.
+	Devices int `json:"devices"`
+	// The zone's devices per mode, as in the zone's `byMode`: the modes Enforce would put them
+	// in.
 	ByMode []Count `json:"byMode"`
-	// BlockedFlows are declared flows Enforce would block (mode, ceiling or grant), on
-	// DevicesWithBlockedFlows devices.
-	BlockedFlows            int `json:"blockedFlows"`
+	// How many declared flows of those devices Enforce would block (by mode, ceiling or a
+	// missing grant).
+	BlockedFlows int `json:"blockedFlows"`
+	// How many of those devices have at least one flow Enforce would block.
 	DevicesWithBlockedFlows int `json:"devicesWithBlockedFlows"`
-	// UndeclaredFlows are observed flows (Hubble) no declared flow covers: Enforce would drop
-	// them, on DevicesWithUndeclared devices.
-	UndeclaredFlows       int64 `json:"undeclaredFlows"`
+	// Observed flows (Hubble) no declared flow covers, summed over the devices: Enforce would
+	// drop them. Always 0 offline.
+	UndeclaredFlows int64 `json:"undeclaredFlows"`
+	// How many connections those undeclared flows carried.
 	UndeclaredConnections int64 `json:"undeclaredConnections"`
-	DevicesWithUndeclared int   `json:"devicesWithUndeclared"`
-	// SharedGateway counts devices whose gateway pods are shared with enforced devices.
+	// How many of the devices have undeclared flows.
+	DevicesWithUndeclared int `json:"devicesWithUndeclared"`
+	// How many of the devices share their gateway pods with enforced devices
+	// (`segmentedReason` SharedGateway).
 	SharedGateway int `json:"sharedGateway"`
 }
 
 // DeviceLine is a device in a first-screen list.
 type DeviceLine struct {
-	Ref         string `json:"ref"`
-	Site        string `json:"site,omitempty"`
-	Zone        string `json:"zone"`
-	Priority    string `json:"priority"`
-	Mode        string `json:"mode"`
+	// The device's `ref`: "namespace/name", or "site:namespace/name" in a fleet report.
+	Ref string `json:"ref"`
+	// The site's name; omitted in a single-cluster report.
+	Site string `json:"site,omitempty"`
+	// The device's zone: its SegmentPolicy, or "(ungoverned)".
+	Zone string `json:"zone"`
+	// The device's priority: Immediate, OutOfCycle, Scheduled, Defer or Unknown (`urgent`
+	// lists only the first two).
+	Priority string `json:"priority"`
+	// The device's mode: Standard, Restricted, Quarantine or Unknown.
+	Mode string `json:"mode"`
+	// Its SegmentPolicy's enforcement: Enforce or Audit; "-" for an ungoverned device.
 	Enforcement string `json:"enforcement"`
-	Segmented   bool   `json:"segmented"`
-	// Status is Segmented, "In Audit" or the reason it is not segmented.
-	Status   string `json:"status"`
+	// Whether the device is enforced as declared.
+	Segmented bool `json:"segmented"`
+	// "Segmented", "In Audit", or the device's `segmentedReason` when it is neither.
+	Status string `json:"status"`
+	// The vulnerability (e.g. a CVE id) that set the priority; omitted when none did.
 	Deciding string `json:"decidingVulnerability,omitempty"`
 }
 
-// Ending is an exception or grant that ends within Soon.
+// Ending is an approval that ends soon: a segment exception that expires within 7 days, or an
+// access grant open now.
 type Ending struct {
-	Kind   string `json:"kind"`
-	Name   string `json:"name"`
+	// SegmentException or AccessGrant.
+	Kind string `json:"kind"`
+	// The SegmentException's or AccessGrant's name.
+	Name string `json:"name"`
+	// The device's `ref`.
 	Device string `json:"device"`
-	Ends   string `json:"ends"`
-	// What it does: "caps the mode at Standard", "opens flow vendor-maintenance".
+	// When it ends, RFC 3339 UTC time: the exception's `expiresAt` or the grant's `notAfter`.
+	Ends string `json:"ends"`
+	// What it does: "caps the mode at MODE" or "opens flow FLOW".
 	What string `json:"what"`
 }
 
 // PolicySummary is one SegmentPolicy's line in the summary.
 type PolicySummary struct {
-	Site        string `json:"site,omitempty"`
-	Name        string `json:"name"`
+	// The site's name; omitted in a single-cluster report.
+	Site string `json:"site,omitempty"`
+	// The SegmentPolicy's name.
+	Name string `json:"name"`
+	// The policy's enforcement: Enforce or Audit.
 	Enforcement string `json:"enforcement"`
-	Devices     int    `json:"devices"`
-	// Flatness is Isolated, Flat, "Not evaluated" (live, no audit recorded yet) or "Unknown
-	// (offline)".
+	// How many devices of the report it governs.
+	Devices int `json:"devices"`
+	// Whether pods other than gateways can reach its device networks: Isolated, Flat, "Not
+	// evaluated" (live, no audit recorded yet) or "Unknown (offline)".
 	Flatness string `json:"flatness"`
-	// ReachableWorkloads and EvaluatedWorkloads are null when flatness was not evaluated.
+	// How many pods other than gateways could reach a device network (0 is the goal); null
+	// when flatness was not evaluated.
 	ReachableWorkloads *int32 `json:"reachableWorkloads"`
+	// How many pods the flatness audit evaluated; null when flatness was not evaluated.
 	EvaluatedWorkloads *int32 `json:"evaluatedWorkloads"`
-	// EvaluatedAt is when the flatness audit last ran with this result (empty if unknown).
-	EvaluatedAt string   `json:"evaluatedAt"`
-	Offenders   []string `json:"offenders"`
-	// Gateways are the most loaded gateway pods of its devices: estimated policy map entries
-	// against Cilium's per-endpoint map (live only).
+	// When the flatness audit last ran with this result, RFC 3339 UTC time; empty when
+	// unknown.
+	EvaluatedAt string `json:"evaluatedAt"`
+	// The first few pods that could reach a device network, as "namespace/pod → address (why)".
+	Offenders []string `json:"offenders"`
+	// The most loaded gateway pods of its devices (live only), as "namespace/pod: ENTRIES of
+	// CAPACITY entries (P%), N devices": estimated Cilium policy map entries against its size.
 	Gateways []string `json:"gateways"`
 }
 
@@ -234,70 +327,104 @@ const (
 
 // Exception is a clinician-approved cap on a device's mode (a SegmentException).
 type Exception struct {
-	Policy        string `json:"policy"`
-	Ticket        string `json:"ticket"`
-	Name          string `json:"name"`
-	Device        string `json:"device"`
-	MaxMode       string `json:"maxMode"`
-	ApprovedBy    string `json:"approvedBy"`
+	// The SegmentPolicy that governs the device.
+	Policy string `json:"policy"`
+	// The change or support ticket; empty when the SegmentException itself was not read.
+	Ticket string `json:"ticket"`
+	// The SegmentException's name.
+	Name string `json:"name"`
+	// The device's `ref`.
+	Device string `json:"device"`
+	// The most closed mode the device may be put in: Standard, Restricted or Quarantine.
+	MaxMode string `json:"maxMode"`
+	// Who approved the exception.
+	ApprovedBy string `json:"approvedBy"`
+	// The clinical or operational reason; empty when the SegmentException itself was not read.
 	Justification string `json:"justification"`
-	ExpiresAt     string `json:"expiresAt"`
-	// State is Active, or "Expires soon" within Soon.
+	// When the exception stops applying, RFC 3339 UTC time.
+	ExpiresAt string `json:"expiresAt"`
+	// Active, or "Expires soon" when `expiresAt` is within 7 days of `generatedAt`.
 	State string `json:"state"`
 }
 
 // Grant is a time-boxed vendor access grant (an AccessGrant).
 type Grant struct {
-	Policy     string `json:"policy"`
-	Name       string `json:"name"`
-	Device     string `json:"device"`
-	Flow       string `json:"flow"`
+	// The SegmentPolicy that governs the device.
+	Policy string `json:"policy"`
+	// The AccessGrant's name.
+	Name string `json:"name"`
+	// The device's `ref`.
+	Device string `json:"device"`
+	// The name of the device's flow the grant opens (see the device's `flows`).
+	Flow string `json:"flow"`
+	// Who approved the grant.
 	ApprovedBy string `json:"approvedBy"`
-	Ticket     string `json:"ticket"`
-	NotBefore  string `json:"notBefore"`
-	NotAfter   string `json:"notAfter"`
-	// State is Open or Upcoming (opens within Soon).
+	// The change or support ticket.
+	Ticket string `json:"ticket"`
+	// When the window opens (inclusive), RFC 3339 UTC time.
+	NotBefore string `json:"notBefore"`
+	// When the window closes (exclusive), RFC 3339 UTC time.
+	NotAfter string `json:"notAfter"`
+	// Open (the window contains `generatedAt`) or Upcoming (it opens within 7 days).
 	State string `json:"state"`
 }
 
 // Zone is a SegmentPolicy, or "(ungoverned)" for devices no policy governs.
 type Zone struct {
-	Site           string   `json:"site,omitempty"`
-	Name           string   `json:"name"`
-	Enforcement    string   `json:"enforcement"`
+	// The site's name; omitted in a single-cluster report.
+	Site string `json:"site,omitempty"`
+	// The SegmentPolicy's name, or "(ungoverned)" for the devices no SegmentPolicy governs.
+	Name string `json:"name"`
+	// The policy's enforcement: Enforce or Audit; "-" for "(ungoverned)".
+	Enforcement string `json:"enforcement"`
+	// The policy's clinical device subnets (CIDRs), sorted; empty for "(ungoverned)".
 	DeviceNetworks []string `json:"deviceNetworks"`
-	// Devices are the zone's devices, most urgent first (priority, then mode).
+	// The `ref`s of the zone's devices, most urgent first (priority, then mode, then `ref`).
 	Devices []string `json:"devices"`
-	ByMode  []Count  `json:"byMode"`
-	// Groups aggregate the zone's devices by device type (or care area), with their conduits
-	// by peer: the diagram of a large hospital.
+	// The zone's devices per mode: Quarantine, Restricted, Standard (always listed), then
+	// Unknown when there are any.
+	ByMode []Count `json:"byMode"`
+	// The zone's devices grouped by device type (else care area), with their flows by peer,
+	// largest group first: the diagram of a large hospital.
 	Groups []DeviceGroup `json:"groups"`
 }
 
 // DeviceGroup is the devices of one type (or care area) in a zone.
 type DeviceGroup struct {
-	Name    string `json:"name"`
-	Devices int    `json:"devices"`
-	// Mode is the strictest mode among them; ByMode counts them.
-	Mode     string         `json:"mode"`
-	ByMode   []Count        `json:"byMode"`
+	// The devices' type (e.g. InfusionPump), else "care area AREA", else "other devices".
+	Name string `json:"name"`
+	// How many devices the group has.
+	Devices int `json:"devices"`
+	// The strictest mode among them (Quarantine, Restricted, Standard); Unknown when none is
+	// known.
+	Mode string `json:"mode"`
+	// The group's devices per mode, listed as in the zone's `byMode`.
+	ByMode []Count `json:"byMode"`
+	// The group's declared flows, one entry per peer, most flows first.
 	Conduits []ConduitGroup `json:"conduits"`
 }
 
 // ConduitGroup is the declared flows of a device group to one peer.
 type ConduitGroup struct {
-	Peer     string `json:"peer"`
-	External bool   `json:"external"`
-	// Flows counts device flows to the peer, on Devices devices; Allowed and Blocked split
-	// them, and Undecided are the flows of devices medseg has no decision for (not governed:
-	// nothing is enforced on them).
-	Flows     int `json:"flows"`
-	Devices   int `json:"devices"`
-	Allowed   int `json:"allowed"`
-	Blocked   int `json:"blocked"`
+	// The peer as the diagram names it: "NAMESPACE: SELECTOR" (e.g. "icu: app=pump-server")
+	// for pods, "external CIDR" for an external network.
+	Peer string `json:"peer"`
+	// True when the peer is an external network (a CIDR outside the cluster).
+	External bool `json:"external"`
+	// How many device flows go to the peer.
+	Flows int `json:"flows"`
+	// How many distinct devices those flows belong to.
+	Devices int `json:"devices"`
+	// How many of the flows are allowed.
+	Allowed int `json:"allowed"`
+	// How many of the flows are blocked (by mode, ceiling or a missing grant).
+	Blocked int `json:"blocked"`
+	// How many of the flows belong to devices medseg has no decision for (`reason` Unknown):
+	// nothing is enforced on them.
 	Undecided int `json:"undecided"`
-	// Tier is the most critical tier among the flows; Ports the distinct gateway ports.
-	Tier  string   `json:"tier"`
+	// The most critical tier among the flows: Essential, Clinical or Support.
+	Tier string `json:"tier"`
+	// The distinct gateway ports, as "PORT/PROTOCOL" (e.g. "8443/TCP"), sorted.
 	Ports []string `json:"ports"`
 }
 
@@ -306,18 +433,33 @@ const Ungoverned = "(ungoverned)"
 
 // Conduit is one declared flow of a device, through its gateway.
 type Conduit struct {
-	Name      string   `json:"name"`
-	Direction string   `json:"direction"`
-	Tier      string   `json:"tier"`
-	Protocol  string   `json:"protocol"`
-	Ports     string   `json:"ports"`
-	Peers     []string `json:"peers"`
-	External  bool     `json:"external"`
-	Access    string   `json:"access"`
-	Allowed   bool     `json:"allowed"`
-	// Reason is why a blocked flow is blocked (Mode, Ceiling, Grant); Detail says more.
-	Reason      string `json:"reason,omitempty"`
-	Detail      string `json:"detail,omitempty"`
+	// The flow's name, unique within the device.
+	Name string `json:"name"`
+	// ToDevice or FromDevice.
+	Direction string `json:"direction"`
+	// Essential (life-critical), Clinical or Support: the mode decides which tiers flow.
+	Tier string `json:"tier"`
+	// TCP (the default) or UDP.
+	Protocol string `json:"protocol"`
+	// The path with its ports: "peers → gateway:G → device:D" (ToDevice) or
+	// "device → gateway:G → peers:P" (FromDevice).
+	Ports string `json:"ports"`
+	// The peers, for people: "external CIDR", or "pods SELECTOR in namespaces SELECTOR" (or
+	// "all pods", "own namespace").
+	Peers []string `json:"peers"`
+	// True when a peer is an external network.
+	External bool `json:"external"`
+	// Standing, Granted, or "Granted (external peer)" when the policy requires a grant for its
+	// external peer.
+	Access string `json:"access"`
+	// Whether the flow is let through (or would be, under Audit).
+	Allowed bool `json:"allowed"`
+	// Why a blocked flow is blocked: Mode, Ceiling, Grant, or Unknown when no decision is
+	// recorded; omitted when allowed.
+	Reason string `json:"reason,omitempty"`
+	// More about `reason`, for people; omitted when allowed.
+	Detail string `json:"detail,omitempty"`
+	// What the flow is for, as declared; omitted when not declared.
 	Description string `json:"description,omitempty"`
 	// nodes name the peers as the diagram draws them: in-cluster peers with their namespace
 	// resolved ("icu: app=pump-server"), external ones as "external CIDR".
@@ -326,48 +468,95 @@ type Conduit struct {
 
 // HistoryItem is one priority or mode change.
 type HistoryItem struct {
-	Time     string `json:"time"`
+	// When the change happened, RFC 3339 UTC time.
+	Time string `json:"time"`
+	// The priority after the change; empty when not recorded.
 	Priority string `json:"priority"`
-	Mode     string `json:"mode"`
-	Reason   string `json:"reason"`
+	// The mode after the change; empty when not recorded.
+	Mode string `json:"mode"`
+	// Why it changed.
+	Reason string `json:"reason"`
 }
 
 // Device is one device's section.
 type Device struct {
-	Ref             string        `json:"ref"`
-	Site            string        `json:"site,omitempty"`
-	Namespace       string        `json:"namespace"`
-	Name            string        `json:"name"`
-	Manufacturer    string        `json:"manufacturer"`
-	Model           string        `json:"model"`
-	DeviceType      string        `json:"deviceType,omitempty"`
-	Firmware        string        `json:"firmwareVersion,omitempty"`
-	SerialNumber    string        `json:"serialNumber,omitempty"`
-	CareArea        string        `json:"careArea,omitempty"`
-	SafetyImpact    string        `json:"safetyImpact"`
-	MissionImpact   string        `json:"missionImpact"`
-	Addresses       []string      `json:"addresses"`
-	Zone            string        `json:"zone"`
-	Enforcement     string        `json:"enforcement"`
-	Priority        string        `json:"priority"`
-	Deciding        string        `json:"decidingVulnerability,omitempty"`
-	SSVC            []string      `json:"ssvc"`
-	RiskSummary     string        `json:"riskSummary,omitempty"`
-	LastFeed        string        `json:"lastFeed,omitempty"`
-	Mode            string        `json:"mode"`
-	ModeReason      string        `json:"modeReason,omitempty"`
-	Segmented       bool          `json:"segmented"`
-	InAudit         bool          `json:"inAudit"`
-	SegmentedReason string        `json:"segmentedReason"`
-	SegmentedDetail string        `json:"segmentedDetail,omitempty"`
-	Commissioned    bool          `json:"commissioned"`
-	Commissioning   string        `json:"commissioning"`
-	Flows           []Conduit     `json:"flows"`
-	Exception       *Exception    `json:"exception,omitempty"`
-	Grants          []Grant       `json:"grants"`
-	ForeignPolicies []string      `json:"foreignPolicies"`
-	History         []HistoryItem `json:"history"`
-	Traffic         *Traffic      `json:"traffic,omitempty"`
+	// How the report refers to the device: "namespace/name", or "site:namespace/name" in a
+	// fleet report.
+	Ref string `json:"ref"`
+	// The site's name; omitted in a single-cluster report.
+	Site string `json:"site,omitempty"`
+	// The MedicalDevice's namespace.
+	Namespace string `json:"namespace"`
+	// The MedicalDevice's name.
+	Name string `json:"name"`
+	// The manufacturer, as on the device's label.
+	Manufacturer string `json:"manufacturer"`
+	// The device's model.
+	Model string `json:"model"`
+	// A short kind of device, e.g. InfusionPump; omitted when not declared.
+	DeviceType string `json:"deviceType,omitempty"`
+	// The firmware version running on the device; omitted when not declared.
+	Firmware string `json:"firmwareVersion,omitempty"`
+	// The device's serial number; omitted when not declared.
+	SerialNumber string `json:"serialNumber,omitempty"`
+	// Where the device is used, e.g. ICU; omitted when not declared.
+	CareArea string `json:"careArea,omitempty"`
+	// Safety impact of the device failing: Negligible, Marginal, Critical or Catastrophic.
+	SafetyImpact string `json:"safetyImpact"`
+	// Impact on the care area: Degraded, Crippled, MEFFailure or MissionFailure.
+	MissionImpact string `json:"missionImpact"`
+	// The device's IP addresses, sorted.
+	Addresses []string `json:"addresses"`
+	// The SegmentPolicy that governs the device, or "(ungoverned)" when none does.
+	Zone string `json:"zone"`
+	// Its SegmentPolicy's enforcement: Enforce or Audit; "-" for an ungoverned device.
+	Enforcement string `json:"enforcement"`
+	// The SSVC priority: Immediate, OutOfCycle, Scheduled, Defer, or Unknown (not assessed).
+	Priority string `json:"priority"`
+	// The vulnerability (e.g. a CVE id) that set the priority; omitted when none did.
+	Deciding string `json:"decidingVulnerability,omitempty"`
+	// The SSVC inputs recorded, as "NAME = VALUE (source)", in the order Exploitation,
+	// Exposure, Automatable, Human impact.
+	SSVC []string `json:"ssvc"`
+	// A one-line explanation of the risk assessment; omitted when none is recorded.
+	RiskSummary string `json:"riskSummary,omitempty"`
+	// The feed that last changed the risk inputs, as "FEED (source) at TIME" (RFC 3339 UTC);
+	// omitted when none did.
+	LastFeed string `json:"lastFeed,omitempty"`
+	// The mode the device is in (or would be in, under Audit): Standard, Restricted,
+	// Quarantine or Unknown.
+	Mode string `json:"mode"`
+	// Why the device is in that mode, e.g. "riskResponse Immediate → Quarantine"; omitted when
+	// not recorded.
+	ModeReason string `json:"modeReason,omitempty"`
+	// Whether the device is enforced as declared: condition Segmented=True (offline: governed
+	// by a SegmentPolicy in Enforce).
+	Segmented bool `json:"segmented"`
+	// Whether the device is unenforced only because its SegmentPolicy is in Audit.
+	InAudit bool `json:"inAudit"`
+	// The Segmented condition's reason (e.g. Segmented, AuditOnly, NoSegmentPolicy); live
+	// without a condition, NotReconciled; offline, Planned when it would be enforced.
+	SegmentedReason string `json:"segmentedReason"`
+	// What `segmentedReason` means for this device, for people; omitted when empty.
+	SegmentedDetail string `json:"segmentedDetail,omitempty"`
+	// Whether the security team's commissioning approval covers the device's current flows.
+	Commissioned bool `json:"commissioned"`
+	// The commissioning as a sentence: "Commissioned by …", "Flows changed after …" (onboarding
+	// again) or "Not commissioned".
+	Commissioning string `json:"commissioning"`
+	// The device's declared flows, by name, with what medseg decided for each.
+	Flows []Conduit `json:"flows"`
+	// The active segment exception that caps the device's mode; omitted when none.
+	Exception *Exception `json:"exception,omitempty"`
+	// The device's access grants open now or opening within 7 days; empty when ungoverned.
+	Grants []Grant `json:"grants"`
+	// Policies medseg does not own that select the device's gateway, as "WIDENS ACCESS KIND
+	// namespace/name: reason" or "listed KIND namespace/name: reason".
+	ForeignPolicies []string `json:"foreignPolicies"`
+	// The priority and mode changes, newest first, at most 10; empty offline.
+	History []HistoryItem `json:"history"`
+	// The traffic Hubble observed for the device; omitted offline or when none was summarised.
+	Traffic *Traffic `json:"traffic,omitempty"`
 }
 
 var (
@@ -713,7 +902,7 @@ func summarize(devs []Device, zones []Zone, policies []PolicySummary, ineffectiv
 		}
 		for _, g := range d.Grants {
 			s.Grants = append(s.Grants, g)
-			if g.State == "Open" {
+			if ends, err := time.Parse(time.RFC3339, g.NotAfter); err == nil && g.State == "Open" && ends.Sub(now) <= Soon {
 				s.Ending = append(s.Ending, Ending{Kind: "AccessGrant", Name: g.Name, Device: g.Device, Ends: g.NotAfter, What: "opens flow " + g.Flow})
 			}
 		}
@@ -773,7 +962,6 @@ func summarize(devs []Device, zones []Zone, policies []PolicySummary, ineffectiv
 		}
 		return a.Ref < b.Ref
 	})
-	_ = now
 	return s
 }
 
