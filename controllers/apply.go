@@ -40,7 +40,10 @@ const (
 //
 // It also returns the resourceVersion its write produced ("" when it did not write), so the
 // watch event of medseg's own write can be told apart (ownWrites).
-func ensureObject(ctx context.Context, c client.Client, desired client.Object, wasApplied bool) (applyOutcome, string, error) {
+//
+// With own, the write is marked in flight (ownWrites.begin) so an echo that outruns the
+// response is still recognised; the caller ends it with the returned resourceVersion.
+func ensureObject(ctx context.Context, c client.Client, desired client.Object, wasApplied bool, own *ownWrites) (applyOutcome, string, error) {
 	existing, err := currentOf(ctx, c, desired)
 	if err != nil {
 		return unchanged, "", err
@@ -70,6 +73,9 @@ func ensureObject(ctx context.Context, c client.Client, desired client.Object, w
 	if err != nil {
 		return unchanged, "", err
 	}
+	if own != nil {
+		own.begin(desired)
+	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		return unchanged, "", fmt.Errorf("applying %s %s: %w", kindOf(desired), key(desired), err)
 	}
@@ -81,19 +87,69 @@ func ensureObject(ctx context.Context, c client.Client, desired client.Object, w
 // dropped. Any other change has another resourceVersion and is reconciled: a hand edit, another
 // manager's write, and a deletion (delete events always pass). An informer resync (same
 // resourceVersion before and after) passes too, so the periodic safety net still runs.
-type ownWrites struct{ rv sync.Map } // types.NamespacedName → resourceVersion
-
-func (w *ownWrites) record(obj client.Object, rv string) {
-	if rv != "" {
-		w.rv.Store(client.ObjectKeyFromObject(obj), rv)
-	}
+//
+// The echo of a write can arrive before the write's response, when its resourceVersion is not
+// known yet. While a write is in flight (begin … end), events of its object are held back and
+// their resourceVersions kept; end compares them with the write's: the echo is dropped, and any
+// other write seen meanwhile makes end report a race, on which the owner reconciles again.
+type ownWrites struct {
+	mu sync.Mutex
+	rv map[types.NamespacedName]string // the resourceVersion of medseg's last write
+	// flying are the objects being written, with the resourceVersions of their events seen
+	// meanwhile.
+	flying map[types.NamespacedName][]string
 }
 
-func (w *ownWrites) forget(key types.NamespacedName) { w.rv.Delete(key) }
+// begin marks a write of the object as in flight.
+func (w *ownWrites) begin(obj client.Object) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.flying == nil {
+		w.flying = map[types.NamespacedName][]string{}
+	}
+	w.flying[client.ObjectKeyFromObject(obj)] = []string{}
+}
 
+// end records the write's resourceVersion ("" when it failed or did not write) and reports
+// whether an event of another write arrived while it was in flight.
+func (w *ownWrites) end(obj client.Object, rv string) (raced bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := client.ObjectKeyFromObject(obj)
+	seen := w.flying[key]
+	delete(w.flying, key)
+	if rv != "" {
+		if w.rv == nil {
+			w.rv = map[types.NamespacedName]string{}
+		}
+		w.rv[key] = rv
+	}
+	for _, v := range seen {
+		if v != rv {
+			raced = true
+		}
+	}
+	return raced
+}
+
+func (w *ownWrites) forget(key types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.rv, key)
+}
+
+// isEcho reports whether an event is the echo of medseg's own write. While a write of the
+// object is in flight the event is held back (true) and judged by end.
 func (w *ownWrites) isEcho(obj client.Object) bool {
-	rv, ok := w.rv.Load(client.ObjectKeyFromObject(obj))
-	return ok && rv.(string) == obj.GetResourceVersion()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := client.ObjectKeyFromObject(obj)
+	if seen, ok := w.flying[key]; ok {
+		w.flying[key] = append(seen, obj.GetResourceVersion())
+		return true
+	}
+	rv, ok := w.rv[key]
+	return ok && rv == obj.GetResourceVersion()
 }
 
 // dropEchoes is the predicate for the watch of medseg's own objects.

@@ -23,6 +23,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/medseg/medseg/api/v1alpha1"
 	"github.com/medseg/medseg/internal/drift"
@@ -208,7 +210,7 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 		if err := r.Status().Update(ctx, dev, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("writing the status of MedicalDevice %s: %w", req.NamespacedName, err)
 		}
-		r.written.Store(req.NamespacedName, writtenStatus{uid: dev.UID, status: st.DeepCopy()})
+		r.written.Store(req.NamespacedName, writtenStatus{uid: dev.UID, status: st.DeepCopy(), rv: dev.ResourceVersion})
 	}
 	if write.Err != nil && !errors.Is(write.Err, errForeignObject) {
 		return ctrl.Result{}, write.Err
@@ -220,6 +222,10 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if decision.Intent == plan.Wait {
 		return ctrl.Result{RequeueAfter: waitForCompanions}, nil
+	}
+	if write.Raced {
+		// Someone else wrote the device's policy while medseg did: look again.
+		return ctrl.Result{Requeue: true}, nil
 	}
 	if planErr == nil && p.Render != nil && !p.Render.NextChange.IsZero() {
 		// An exception or access grant starts or ends: come back exactly then, without any
@@ -238,8 +244,8 @@ func (r *MedicalDeviceReconciler) carryOut(ctx context.Context, dev *v1alpha1.Me
 	w := writeResult{Live: appliedObjectOf(live)}
 	switch d.Intent {
 	case plan.Apply:
-		out, rv, err := ensureObject(ctx, r.Client, d.Object, wasApplied(old, d.Object.Name))
-		r.own.record(d.Object, rv)
+		out, rv, err := ensureObject(ctx, r.Client, d.Object, wasApplied(old, d.Object.Name), &r.own)
+		w.Raced = r.own.end(d.Object, rv)
 		w.Outcome, w.Err = out, err
 		if err != nil {
 			r.Metrics.applyErrors.WithLabelValues(ciliumv2.CNPKindDefinition).Inc()
@@ -450,6 +456,9 @@ func (r *MedicalDeviceReconciler) foreignPolicies(ctx context.Context, dev *v1al
 type writtenStatus struct {
 	uid    types.UID
 	status *v1alpha1.MedicalDeviceStatus
+	// rv is the device's resourceVersion after the status write: once the cache holds it, the
+	// copy is dropped (forgetCaughtUp) and the cache is read again.
+	rv string
 }
 
 // previousStatus is the status medseg last wrote for this device, or the cached one.
@@ -458,6 +467,22 @@ func (r *MedicalDeviceReconciler) previousStatus(key types.NamespacedName, dev *
 		return v.(writtenStatus).status.DeepCopy()
 	}
 	return dev.Status.DeepCopy()
+}
+
+// forgetCaughtUp is a predicate that passes every event and, when an event shows the device at
+// the resourceVersion of medseg's last status write, drops the remembered copy of that status:
+// the cache holds it now. Without it the copies of every device's status would stay for good.
+func (r *MedicalDeviceReconciler) forgetCaughtUp() predicate.Predicate {
+	forget := func(obj client.Object) {
+		key := client.ObjectKeyFromObject(obj)
+		if v, ok := r.written.Load(key); ok && v.(writtenStatus).uid == obj.GetUID() && v.(writtenStatus).rv == obj.GetResourceVersion() {
+			r.written.CompareAndDelete(key, v)
+		}
+	}
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool { forget(e.ObjectNew); return true },
+		CreateFunc: func(e event.CreateEvent) bool { forget(e.Object); return true },
+	}
 }
 
 func (r *MedicalDeviceReconciler) forgetWritten(req ctrl.Request) {

@@ -75,6 +75,8 @@ type writeResult struct {
 	Err error
 	// rv is the resourceVersion the write produced ("" when nothing was written).
 	rv string
+	// Raced is true when another write of the object was seen while medseg's was in flight.
+	Raced bool
 }
 
 // appliedObjectOf describes a policy medseg wrote, as status records it.

@@ -130,7 +130,7 @@ func (r *SegmentPolicyReconciler) writeGuard(ctx context.Context, pol *v1alpha1.
 	}
 	switch d.Intent {
 	case guardApply:
-		w.Outcome, w.rv, w.Err = ensureObject(ctx, r.Client, d.Guard, pol.Status.Guard != nil)
+		w.Outcome, w.rv, w.Err = ensureObject(ctx, r.Client, d.Guard, pol.Status.Guard != nil, nil)
 		switch {
 		case w.Err != nil:
 			r.Metrics.applyErrors.WithLabelValues(ciliumv2.CCNPKindDefinition).Inc()

@@ -134,7 +134,7 @@ func (r *MedicalDeviceReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 	}
 	return b.
 		Named("medicaldevice").
-		For(&v1alpha1.MedicalDevice{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&v1alpha1.MedicalDevice{}, builder.WithPredicates(predicate.And(r.forgetCaughtUp(), predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})))).
 		Owns(&ciliumv2.CiliumNetworkPolicy{}, builder.WithPredicates(r.own.dropEchoes())).
 		Watches(&v1alpha1.SegmentPolicy{}, handler.EnqueueRequestsFromMapFunc(r.devicesOfPolicy),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
