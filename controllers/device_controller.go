@@ -225,7 +225,7 @@ func (r *MedicalDeviceReconciler) reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if write.Raced {
 		// Someone else wrote the device's policy while medseg did: look again.
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	if planErr == nil && p.Render != nil && !p.Render.NextChange.IsZero() {
 		// An exception or access grant starts or ends: come back exactly then, without any
