@@ -88,6 +88,17 @@ func peerColumn(peers []string, middleEnd float64) (map[string]box, float64) {
 	return out, y
 }
 
+// frame places the peer columns beside the middle column (which ends at middleEnd), opens the
+// SVG tall enough for all three and the legend below them, and writes the column headings.
+func (d *diagram) frame(left, right []string, middleEnd, legend, zoneX, zoneW, rightX, width float64) (leftBoxes, rightBoxes map[string]box, height float64) {
+	leftBoxes, leftEnd := peerColumn(left, middleEnd)
+	rightBoxes, rightEnd := peerColumn(right, middleEnd)
+	height = max(middleEnd, leftEnd, rightEnd) + legend
+	d.open(width, height)
+	d.headings(zoneX, zoneW, rightX)
+	return leftBoxes, rightBoxes, height
+}
+
 func (d *diagram) peerBoxes(x float64, peers []string, boxes map[string]box, counts map[string]int) {
 	for _, n := range peers {
 		pb := boxes[n]
@@ -182,12 +193,7 @@ func (d *diagram) detailed(r *Report) {
 		zones = append(zones, zoneBox{z, box{zoneX, y, zoneW, h}})
 		y += h + zoneGap
 	}
-	middleEnd := y
-	leftBoxes, leftEnd := peerColumn(left, middleEnd)
-	rightBoxes, rightEnd := peerColumn(right, middleEnd)
-	height := max(middleEnd, leftEnd, rightEnd) + 50
-	d.open(width, height)
-	d.headings(zoneX, zoneW, rightX)
+	leftBoxes, rightBoxes, height := d.frame(left, right, y, 50, zoneX, zoneW, rightX, width)
 	for _, zb := range zones {
 		d.zoneBox(zb.z, zb.b)
 	}
@@ -389,12 +395,7 @@ func (d *diagram) aggregated(r *Report) {
 		zones = append(zones, zb)
 		y += h + zoneGap
 	}
-	middleEnd := y
-	leftBoxes, leftEnd := peerColumn(left, middleEnd)
-	rightBoxes, rightEnd := peerColumn(right, middleEnd)
-	height := max(middleEnd, leftEnd, rightEnd) + 60
-	d.open(width, height)
-	d.headings(zoneX, zoneW, rightX)
+	leftBoxes, rightBoxes, height := d.frame(left, right, y, 60, zoneX, zoneW, rightX, width)
 	for _, zb := range zones {
 		d.zoneBox(zb.z, zb.b)
 		if zb.more != "" {
