@@ -98,7 +98,7 @@ func FleetReport(o *options, sites []string, timeout time.Duration, now time.Tim
 
 // readSite reads one site's devices, policies and approvals.
 func readSite(o *options, name string, timeout time.Duration, now time.Time) report.SiteInput {
-	site := siteOptions(o, name)
+	site := siteOptions(o, name, timeout)
 	s := report.SiteInput{Name: name}
 	c, err := NewClient(site.flags)
 	if err != nil {
@@ -121,8 +121,10 @@ func readSite(o *options, name string, timeout time.Duration, now time.Time) rep
 	return s
 }
 
-// siteOptions are the options with kubectl's flags for one context.
-func siteOptions(o *options, name string) *options {
+// siteOptions are the options with kubectl's flags for one context. Without --request-timeout,
+// every request to the site is bounded by the site's timeout, so a server that drops packets
+// cannot hold the report.
+func siteOptions(o *options, name string, timeout time.Duration) *options {
 	f := genericclioptions.NewConfigFlags(true)
 	f.KubeConfig, f.ClusterName, f.AuthInfoName, f.Namespace = o.flags.KubeConfig, o.flags.ClusterName, o.flags.AuthInfoName, o.flags.Namespace
 	f.APIServer, f.TLSServerName, f.Insecure = o.flags.APIServer, o.flags.TLSServerName, o.flags.Insecure
@@ -130,6 +132,10 @@ func siteOptions(o *options, name string) *options {
 	f.Impersonate, f.ImpersonateUID, f.ImpersonateGroup, f.ImpersonateUserExtra = o.flags.Impersonate, o.flags.ImpersonateUID, o.flags.ImpersonateGroup, o.flags.ImpersonateUserExtra
 	f.Username, f.Password, f.Timeout, f.DisableCompression = o.flags.Username, o.flags.Password, o.flags.Timeout, o.flags.DisableCompression
 	f.WrapConfigFn = o.flags.WrapConfigFn
+	if f.Timeout == nil || *f.Timeout == "" || *f.Timeout == "0" {
+		t := timeout.String()
+		f.Timeout = &t
+	}
 	f.Context = &name
 	return &options{flags: f, streams: o.streams, contexts: []string{name}}
 }
