@@ -205,13 +205,7 @@ applied policies, conditions, foreign policies and history. -o yaml|json prints 
 				return fmt.Errorf("reading MedicalDevice %s: %w", key, o.apiError(err))
 			}
 			if out.is("text") {
-				WriteExplain(o.streams.Out, &d)
-				approvals, err := ListApprovals(ctx, c, ns)
-				if err != nil {
-					return o.apiError(err)
-				}
-				WriteApprovals(o.streams.Out, approvals.ByDevice()[v1alpha1.ObjectRef{Namespace: ns, Name: args[0]}])
-				return nil
+				return o.apiError(explainDevice(ctx, c, o.streams.Out, &d))
 			}
 			d.ManagedFields = nil
 			d.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("MedicalDevice"))

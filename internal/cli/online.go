@@ -380,12 +380,17 @@ func Explain(ctx context.Context, c client.Client, w io.Writer, key types.Namesp
 	if err := c.Get(ctx, key, &d); err != nil {
 		return fmt.Errorf("reading MedicalDevice %s: %w", key, err)
 	}
-	WriteExplain(w, &d)
-	approvals, err := ListApprovals(ctx, c, key.Namespace)
+	return explainDevice(ctx, c, w, &d)
+}
+
+// explainDevice writes the decision recorded for a device already read, then its approvals.
+func explainDevice(ctx context.Context, c client.Client, w io.Writer, d *v1alpha1.MedicalDevice) error {
+	WriteExplain(w, d)
+	approvals, err := ListApprovals(ctx, c, d.Namespace)
 	if err != nil {
 		return err
 	}
-	WriteApprovals(w, approvals.ByDevice()[v1alpha1.ObjectRef{Namespace: key.Namespace, Name: key.Name}])
+	WriteApprovals(w, approvals.ByDevice()[v1alpha1.ObjectRef{Namespace: d.Namespace, Name: d.Name}])
 	return nil
 }
 
