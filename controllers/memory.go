@@ -164,6 +164,10 @@ func (m *RiskMemory) Flush(ctx context.Context) error {
 	var errs []error
 	for _, w := range work {
 		err := m.write(ctx, w.cm)
+		if apierrors.IsNotFound(err) { // deleted by hand: write the leader's copy again
+			w.cm.ResourceVersion = ""
+			err = m.write(ctx, w.cm)
+		}
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 			latest := &corev1.ConfigMap{}
 			if err = m.Reader.Get(ctx, client.ObjectKeyFromObject(w.cm), latest); err == nil {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/medseg/medseg/api/v1alpha1"
+	"github.com/medseg/medseg/controllers"
 	"github.com/medseg/medseg/internal/operator"
 )
 
@@ -116,4 +117,33 @@ func TestRiskSurvivesDeletion(t *testing.T) {
 			g.Expect(cm.Data).NotTo(HaveKey("memory_pump"), "at Defer the entry goes")
 		}
 	}, timeout, pollInterval).Should(Succeed())
+}
+
+// TestRiskMemoryShardDeletedByHand: a memory shard deleted by hand is written again by the next
+// flush, with every entry the leader remembers, rather than failing at every flush.
+func TestRiskMemoryShardDeletedByHand(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const ns = "medseg-memory-flush"
+	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	m := &controllers.RiskMemory{Client: env.Client, Reader: env.Client, Namespace: ns}
+	dev := &v1alpha1.MedicalDevice{ObjectMeta: metav1.ObjectMeta{Namespace: "icu", Name: "pump-7", UID: "uid-7"}}
+	now := time.Now()
+	g.Expect(m.Remember(ctx, dev, v1alpha1.PriorityOutOfCycle, now)).To(Succeed())
+	g.Expect(m.Flush(ctx)).To(Succeed())
+	var cms corev1.ConfigMapList
+	g.Expect(env.Client.List(ctx, &cms, client.InNamespace(ns))).To(Succeed())
+	g.Expect(cms.Items).To(HaveLen(1))
+	shard := cms.Items[0]
+
+	g.Expect(env.Client.Delete(ctx, &shard)).To(Succeed())
+	g.Expect(m.Remember(ctx, dev, v1alpha1.PriorityImmediate, now)).To(Succeed())
+	g.Expect(m.Flush(ctx)).To(Succeed(), "the flush writes the shard again")
+	var again corev1.ConfigMap
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&shard), &again)).To(Succeed())
+	g.Expect(again.Data).To(ContainElement(HavePrefix("Immediate uid-7 ")))
+	floor, err := (&controllers.RiskMemory{Client: env.Client, Reader: env.Client, Namespace: ns}).Recall(ctx, "icu", "pump-7")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(floor).NotTo(BeNil())
+	g.Expect(floor.Priority).To(Equal(v1alpha1.PriorityImmediate), "a new leader reads it back")
 }
