@@ -61,8 +61,15 @@ func state(o approvalObject, dev *v1alpha1.MedicalDevice, pol *v1alpha1.SegmentP
 	return render.ExceptionState(o.(*v1alpha1.SegmentException), dev, pol, now)
 }
 
-// Reconcile decides and writes one approval's status.
+// Reconcile decides and writes one approval's status; a failure is counted, as the device and
+// policy reconcilers count theirs.
 func (r *ApprovalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	r.Metrics.reconcileError(strings.ToLower(r.Kind), err)
+	return res, err
+}
+
+func (r *ApprovalReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	o := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, o); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -112,9 +119,7 @@ func (r *ApprovalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if !same {
 		*st = next
 		if err := r.Status().Update(ctx, o, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
-			err = fmt.Errorf("writing the status of %s %s: %w", r.Kind, o.GetName(), err)
-			r.Metrics.reconcileError(strings.ToLower(r.Kind), err)
-			return ctrl.Result{}, err
+			return ctrl.Result{}, fmt.Errorf("writing the status of %s %s: %w", r.Kind, o.GetName(), err)
 		}
 		if changed && r.Recorder != nil {
 			typ := corev1.EventTypeNormal
