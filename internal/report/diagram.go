@@ -156,10 +156,7 @@ func (d *diagram) detailed(r *Report) {
 		zoneHeader = 38.0
 		zoneGap    = 22.0
 	)
-	devs := map[string]*Device{}
-	for i := range r.Devices {
-		devs[r.Devices[i].Ref] = &r.Devices[i]
-	}
+	devs := r.byRef()
 	internal, external := map[string]bool{}, map[string]bool{}
 	for _, dv := range r.Devices {
 		for _, c := range dv.Flows {

@@ -191,10 +191,7 @@ func (h *htmlWriter) groups(gs []FindingGroup, prefix string) {
 
 func (h *htmlWriter) deviceList() {
 	r := h.r
-	devs := map[string]*Device{}
-	for i := range r.Devices {
-		devs[r.Devices[i].Ref] = &r.Devices[i]
-	}
+	devs := r.byRef()
 	h.p("<section id=\"devices\"><h2>Devices by zone, most urgent first</h2>\n<p class=\"filter noprint\"><label for=\"q\">Filter</label> <input id=\"q\" type=\"search\" placeholder=\"device, zone, type, priority, mode, reason…\" autocomplete=\"off\"> <span id=\"qn\"></span> <button id=\"open-all\" type=\"button\">Expand all</button></p>\n")
 	h.p("<p class=\"note\">Each line opens to the device's detail: identity, clinical impact, SSVC priority and why, mode and why, segmentation, commissioning, flows with their verdicts, approvals, foreign policies, observed traffic and history.</p>\n")
 	for _, z := range r.Zones {

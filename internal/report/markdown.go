@@ -101,10 +101,7 @@ func Markdown(w io.Writer, r *Report) error {
 	p("## Zones and conduits")
 	p("")
 	p("A zone is a SegmentPolicy (the care areas it governs); a conduit is a declared flow through the device's gateway, here aggregated by device type and peer.")
-	devs := map[string]*Device{}
-	for i := range r.Devices {
-		devs[r.Devices[i].Ref] = &r.Devices[i]
-	}
+	devs := r.byRef()
 	for _, z := range r.Zones {
 		p("")
 		p("### Zone %s (%s, %s devices: %s)", md(zoneLabel(z)), z.Enforcement, thousands(len(z.Devices)), countsText(z.ByMode))

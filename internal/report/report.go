@@ -637,6 +637,15 @@ func BuildFleet(sites []SiteInput, now time.Time) *Report {
 	return r
 }
 
+// byRef indexes the report's devices by reference (zones list theirs by reference).
+func (r *Report) byRef() map[string]*Device {
+	devs := make(map[string]*Device, len(r.Devices))
+	for i := range r.Devices {
+		devs[r.Devices[i].Ref] = &r.Devices[i]
+	}
+	return devs
+}
+
 // buildSite builds one site's devices, zones and policy lines.
 func buildSite(si SiteInput, now time.Time) ([]Device, []Zone, []PolicySummary) {
 	in := si.Input
