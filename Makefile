@@ -88,10 +88,13 @@ test: $(HELM) $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and et
 	KUBEBUILDER_ASSETS="$$assets" MEDSEG_HELM=$(HELM) MEDSEG_KUSTOMIZE=$(KUSTOMIZE) \
 	$(GO) test ./... -count=1 -timeout 20m
 
-.PHONY: test-browser
-test-browser: ## Check the reports of the live sample hospital and of a 1,000-device hospital in headless Chromium (Debian package): no overflow, tiles and Immediate list in the first viewport, no network request; screenshots and PDF in test/output/report/.
+.PHONY: chromium
+chromium: ## Install headless Chromium and the DejaVu fonts from Debian's packages, if missing (test-browser, bench-report).
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium from Debian's packages"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+
+.PHONY: test-browser
+test-browser: chromium ## Check the reports of the live sample hospital and of a 1,000-device hospital in headless Chromium (Debian package): no overflow, tiles and Immediate list in the first viewport, no network request; screenshots and PDF in test/output/report/.
 	assets="$$($(ENVTEST_ASSETS_CMD))"; \
 	KUBEBUILDER_ASSETS="$$assets" MEDSEG_CHROMIUM="$$(command -v chromium)" MEDSEG_REPORT_DIR=$(CURDIR)/test/output/report \
 	$(GO) test ./test/integration -run '^TestLiveReport$$' -count=1 -v -timeout 10m
@@ -116,9 +119,7 @@ bench: ## Benchmarks: the pure engines and the report writers (go test -bench), 
 	@if [ -n "$(BENCH_50K)" ]; then $(MAKE) bench-50k; else echo "the 50,000-device run is opt-in: make bench BENCH_50K=1, or make bench-50k"; fi
 
 .PHONY: bench-report
-bench-report: ## The auditor's report at 1,000 and 10,000 devices against the 5-device one: build time, HTML/Markdown/JSON size, headless Chromium load time (Debian package) → test/output/bench-report.json.
-	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium from Debian's packages"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+bench-report: chromium ## The auditor's report at 1,000 and 10,000 devices against the 5-device one: build time, HTML/Markdown/JSON size, headless Chromium load time (Debian package) → test/output/bench-report.json.
 	MEDSEG_CHROMIUM="$$(command -v chromium)" $(GO) test ./test/bench -run '^TestBenchReport$$' -count=1 -v -timeout 30m
 
 .PHONY: bench-50k

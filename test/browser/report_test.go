@@ -114,17 +114,8 @@ func TestSmallReportInBrowser(t *testing.T) {
 // checkPage holds a loaded report to what can be checked automatically.
 func checkPage(t *testing.T, res *browser.Result) {
 	t.Helper()
-	for _, o := range res.Overflows {
-		t.Errorf("overflow: %s", o)
-	}
-	if len(res.NotVisible) > 0 {
-		t.Errorf("not in the first viewport: %v", res.NotVisible)
-	}
-	if len(res.Requests) > 0 {
-		t.Errorf("the report made network requests: %v", res.Requests)
-	}
-	if len(res.ConsoleErrors) > 0 {
-		t.Errorf("console errors: %v", res.ConsoleErrors)
+	for _, p := range res.Problems() {
+		t.Error(p)
 	}
 }
 

@@ -118,6 +118,25 @@ type Result struct {
 	Script string
 }
 
+// Problems are what a report must not show, one line each: overflows, selectors of
+// Options.Visible missing from the first viewport, network requests and console errors.
+func (r *Result) Problems() []string {
+	var out []string
+	for _, o := range r.Overflows {
+		out = append(out, "overflow: "+o)
+	}
+	for _, v := range r.NotVisible {
+		out = append(out, "not in the first viewport: "+v)
+	}
+	for _, q := range r.Requests {
+		out = append(out, "network request: "+q)
+	}
+	for _, e := range r.ConsoleErrors {
+		out = append(out, "console: "+e)
+	}
+	return out
+}
+
 // Load starts a headless Chromium, loads pageURL in it, waits for the load
 // event, and runs the checks that Result describes. It writes the screenshots
 // that o asks for.
